@@ -1,0 +1,47 @@
+# Steward: every target installs what it needs first (virtualenv, Python packages, Debian packages).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the test suite uses: a real ZooKeeper for master detection.
+TEST_DEBS := zookeeper
+PYTEST_ARGS ?=
+
+.PHONY: all venv test lint typecheck unit bench run clean
+
+all: test
+
+$(STAMP): setup.cfg pyproject.toml
+	@if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+		deploy/scripts/ensure-debian-packages.sh python3-venv python3-pip; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check framework executors tests
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP)
+	deploy/scripts/ensure-debian-packages.sh $(TEST_DEBS)
+	$(MAKE) lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench
+
+run: $(STAMP)
+	$(BIN)/steward run --config examples/local-demo.yaml
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache
