@@ -64,85 +64,85 @@ SchedulerCallType = Literal[
 ]
 
 
-class Subscribe(Message):
+class Subscribe(Message, frozen=True):
     framework_info: FrameworkInfo
     suppressed_roles: tuple[str, ...] = ()
     offer_constraints: msgspec.Raw = RAW_UNSET
 
 
-class Accept(Message):
+class Accept(Message, frozen=True):
     offer_ids: tuple[OfferID, ...] = ()
     operations: tuple[Operation, ...] = ()
     filters: Filters | None = None
 
 
-class Decline(Message):
+class Decline(Message, frozen=True):
     offer_ids: tuple[OfferID, ...] = ()
     filters: Filters | None = None
 
 
-class AcceptInverseOffers(Message):
+class AcceptInverseOffers(Message, frozen=True):
     inverse_offer_ids: tuple[OfferID, ...] = ()
     filters: Filters | None = None
 
 
-class DeclineInverseOffers(Message):
+class DeclineInverseOffers(Message, frozen=True):
     inverse_offer_ids: tuple[OfferID, ...] = ()
     filters: Filters | None = None
 
 
-class Roles(Message):
+class Roles(Message, frozen=True):
     """Body of REVIVE and SUPPRESS: ``roles`` (empty means every subscribed role)."""
 
     roles: tuple[str, ...] = ()
 
 
-class Kill(Message):
+class Kill(Message, frozen=True):
     task_id: TaskID
     agent_id: AgentID | None = None
     kill_policy: KillPolicy | None = None
 
 
-class Shutdown(Message):
+class Shutdown(Message, frozen=True):
     executor_id: ExecutorID
     agent_id: AgentID
 
 
-class Acknowledge(Message):
+class Acknowledge(Message, frozen=True):
     agent_id: AgentID
     task_id: TaskID
     uuid: str
 
 
-class AcknowledgeOperationStatus(Message):
+class AcknowledgeOperationStatus(Message, frozen=True):
     uuid: str
     operation_id: OperationID
     agent_id: AgentID | None = None
     resource_provider_id: msgspec.Raw = RAW_UNSET
 
 
-class ReconcileTask(Message):
+class ReconcileTask(Message, frozen=True):
     task_id: TaskID
     agent_id: AgentID | None = None
 
 
-class Reconcile(Message):
+class Reconcile(Message, frozen=True):
     tasks: tuple[ReconcileTask, ...] = ()
 
 
-class SchedulerMessage(Message):
+class SchedulerMessage(Message, frozen=True):
     agent_id: AgentID
     executor_id: ExecutorID
     data: str
 
 
-class UpdateFramework(Message):
+class UpdateFramework(Message, frozen=True):
     framework_info: FrameworkInfo
     suppressed_roles: tuple[str, ...] = ()
     offer_constraints: msgspec.Raw = RAW_UNSET
 
 
-class SchedulerCall(Message):
+class SchedulerCall(Message, frozen=True):
     """``mesos.v1.scheduler.Call``."""
 
     type: SchedulerCallType
@@ -183,17 +183,17 @@ SchedulerEventType = Literal[
 ]
 
 
-class Subscribed(Message):
+class Subscribed(Message, frozen=True):
     framework_id: FrameworkID
     heartbeat_interval_seconds: float | None = None
     master_info: MasterInfo | None = None
 
 
-class Offers(Message):
+class Offers(Message, frozen=True):
     offers: tuple[Offer, ...] = ()
 
 
-class InverseOffer(Message):
+class InverseOffer(Message, frozen=True):
     id: OfferID
     framework_id: FrameworkID
     unavailability: msgspec.Raw
@@ -202,43 +202,43 @@ class InverseOffer(Message):
     resources: msgspec.Raw = RAW_UNSET
 
 
-class InverseOffers(Message):
+class InverseOffers(Message, frozen=True):
     inverse_offers: tuple[InverseOffer, ...] = ()
 
 
-class Rescind(Message):
+class Rescind(Message, frozen=True):
     offer_id: OfferID
 
 
-class RescindInverseOffer(Message):
+class RescindInverseOffer(Message, frozen=True):
     inverse_offer_id: OfferID
 
 
-class Update(Message):
+class Update(Message, frozen=True):
     status: TaskStatus
 
 
-class UpdateOperationStatus(Message):
+class UpdateOperationStatus(Message, frozen=True):
     status: OperationStatus
 
 
-class EventMessage(Message):
+class EventMessage(Message, frozen=True):
     agent_id: AgentID
     executor_id: ExecutorID
     data: str
 
 
-class Failure(Message):
+class Failure(Message, frozen=True):
     agent_id: AgentID | None = None
     executor_id: ExecutorID | None = None
     status: int | None = None
 
 
-class Error(Message):
+class Error(Message, frozen=True):
     message: str
 
 
-class SchedulerEvent(Message):
+class SchedulerEvent(Message, frozen=True):
     """``mesos.v1.scheduler.Event``. ``type`` is any string: an event type from a newer master is
     reported to the driver (which logs and skips it), not a decode failure."""
 
@@ -260,16 +260,16 @@ class SchedulerEvent(Message):
 ExecutorCallType = Literal["UNKNOWN", "SUBSCRIBE", "UPDATE", "MESSAGE", "HEARTBEAT"]
 
 
-class ExecutorSubscribe(Message):
+class ExecutorSubscribe(Message, frozen=True):
     unacknowledged_tasks: tuple[TaskInfo, ...] = ()
     unacknowledged_updates: tuple[Update, ...] = ()
 
 
-class ExecutorCallMessage(Message):
+class ExecutorCallMessage(Message, frozen=True):
     data: str
 
 
-class ExecutorCall(Message):
+class ExecutorCall(Message, frozen=True):
     """``mesos.v1.executor.Call``."""
 
     type: ExecutorCallType
@@ -294,36 +294,36 @@ ExecutorEventType = Literal[
 ]
 
 
-class ExecutorSubscribed(Message):
+class ExecutorSubscribed(Message, frozen=True):
     executor_info: ExecutorInfo
     framework_info: FrameworkInfo
     agent_info: AgentInfo
     container_id: ContainerID | None = None
 
 
-class Launch(Message):
+class Launch(Message, frozen=True):
     task: TaskInfo
 
 
-class LaunchGroup(Message):
+class LaunchGroup(Message, frozen=True):
     task_group: TaskGroupInfo
 
 
-class ExecutorKill(Message):
+class ExecutorKill(Message, frozen=True):
     task_id: TaskID
     kill_policy: KillPolicy | None = None
 
 
-class Acknowledged(Message):
+class Acknowledged(Message, frozen=True):
     task_id: TaskID
     uuid: str
 
 
-class ExecutorEventMessage(Message):
+class ExecutorEventMessage(Message, frozen=True):
     data: str
 
 
-class ExecutorEvent(Message):
+class ExecutorEvent(Message, frozen=True):
     """``mesos.v1.executor.Event``; ``type`` is any string, as for ``SchedulerEvent``."""
 
     type: ExecutorEventType | str

@@ -93,46 +93,46 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
 # --- identifiers (each is a message with one ``value`` field on the wire) -----------------------
 
 
-class FrameworkID(Message):
+class FrameworkID(Message, frozen=True):
     value: str
 
 
-class OfferID(Message):
+class OfferID(Message, frozen=True):
     value: str
 
 
-class AgentID(Message):
+class AgentID(Message, frozen=True):
     value: str
 
 
-class TaskID(Message):
+class TaskID(Message, frozen=True):
     value: str
 
 
-class ExecutorID(Message):
+class ExecutorID(Message, frozen=True):
     value: str
 
 
-class ContainerID(Message):
+class ContainerID(Message, frozen=True):
     value: str
     parent: ContainerID | None = None
 
 
-class OperationID(Message):
+class OperationID(Message, frozen=True):
     value: str
 
 
-class UUIDMessage(Message):
+class UUIDMessage(Message, frozen=True):
     """``mesos.v1.UUID``: used by operation status updates (base64 text in ``value``)."""
 
     value: str
 
 
-class TimeInfo(Message):
+class TimeInfo(Message, frozen=True):
     nanoseconds: int
 
 
-class DurationInfo(Message):
+class DurationInfo(Message, frozen=True):
     nanoseconds: int
 
     @classmethod
@@ -191,37 +191,37 @@ _TERMINAL_STATES = frozenset(
 ValueType = Literal["SCALAR", "RANGES", "SET", "TEXT"]
 
 
-class Scalar(Message):
+class Scalar(Message, frozen=True):
     value: float
 
 
-class Range(Message):
+class Range(Message, frozen=True):
     begin: int
     end: int
 
 
-class Ranges(Message):
+class Ranges(Message, frozen=True):
     range: tuple[Range, ...] = ()
 
 
-class Set(Message):
+class Set(Message, frozen=True):
     item: tuple[str, ...] = ()
 
 
-class Text(Message):
+class Text(Message, frozen=True):
     value: str
 
 
-class AllocationInfo(Message):
+class AllocationInfo(Message, frozen=True):
     role: str | None = None
 
 
-class Label(Message):
+class Label(Message, frozen=True):
     key: str
     value: str | None = None
 
 
-class Labels(Message):
+class Labels(Message, frozen=True):
     labels: tuple[Label, ...] = ()
 
     @classmethod
@@ -232,14 +232,14 @@ class Labels(Message):
         return {label.key: label.value or "" for label in self.labels}
 
 
-class ReservationInfo(Message):
+class ReservationInfo(Message, frozen=True):
     type: Literal["UNKNOWN", "STATIC", "DYNAMIC"] | None = None
     role: str | None = None
     principal: str | None = None
     labels: Labels | None = None
 
 
-class Resource(Message):
+class Resource(Message, frozen=True):
     """``mesos.v1.Resource``. Copy offered ones and shrink only the quantity (see ``model.resources``)."""
 
     name: str
@@ -257,7 +257,7 @@ class Resource(Message):
     provider_id: msgspec.Raw = RAW_UNSET
 
 
-class Attribute(Message):
+class Attribute(Message, frozen=True):
     name: str
     type: ValueType
     scalar: Scalar | None = None
@@ -293,11 +293,11 @@ FrameworkCapabilityType = Literal[
 ]
 
 
-class FrameworkCapability(Message):
+class FrameworkCapability(Message, frozen=True):
     type: FrameworkCapabilityType
 
 
-class FrameworkInfo(Message):
+class FrameworkInfo(Message, frozen=True):
     user: str
     name: str
     id: FrameworkID | None = None
@@ -316,7 +316,7 @@ class FrameworkInfo(Message):
         return any(c.type == capability for c in self.capabilities)
 
 
-class MasterInfo(Message):
+class MasterInfo(Message, frozen=True):
     id: str
     ip: int
     port: int = 5050
@@ -328,7 +328,7 @@ class MasterInfo(Message):
     capabilities: msgspec.Raw = RAW_UNSET
 
 
-class AgentInfo(Message):
+class AgentInfo(Message, frozen=True):
     hostname: str
     port: int | None = None
     resources: tuple[Resource, ...] = ()
@@ -341,7 +341,7 @@ class AgentInfo(Message):
 # --- commands, containers, checks ---------------------------------------------------------------
 
 
-class URI(Message):
+class URI(Message, frozen=True):
     value: str
     executable: bool | None = None
     extract: bool | None = None
@@ -349,14 +349,14 @@ class URI(Message):
     output_file: str | None = None
 
 
-class EnvironmentVariable(Message):
+class EnvironmentVariable(Message, frozen=True):
     name: str
     type: Literal["UNKNOWN", "VALUE", "SECRET"] | None = None
     value: str | None = None
     secret: msgspec.Raw = RAW_UNSET
 
 
-class Environment(Message):
+class Environment(Message, frozen=True):
     variables: tuple[EnvironmentVariable, ...] = ()
 
     @classmethod
@@ -367,7 +367,7 @@ class Environment(Message):
         return {v.name: v.value or "" for v in self.variables}
 
 
-class CommandInfo(Message):
+class CommandInfo(Message, frozen=True):
     uris: tuple[URI, ...] = ()
     environment: Environment | None = None
     shell: bool | None = None
@@ -376,18 +376,18 @@ class CommandInfo(Message):
     user: str | None = None
 
 
-class Parameter(Message):
+class Parameter(Message, frozen=True):
     key: str
     value: str
 
 
-class PortMapping(Message):
+class PortMapping(Message, frozen=True):
     host_port: int
     container_port: int
     protocol: str | None = None
 
 
-class DockerInfo(Message):
+class DockerInfo(Message, frozen=True):
     image: str
     network: Literal["HOST", "BRIDGE", "NONE", "USER"] | None = None
     port_mappings: tuple[PortMapping, ...] = ()
@@ -397,7 +397,7 @@ class DockerInfo(Message):
     volume_driver: str | None = None
 
 
-class Volume(Message):
+class Volume(Message, frozen=True):
     container_path: str
     mode: Literal["RW", "RO"]
     host_path: str | None = None
@@ -405,11 +405,11 @@ class Volume(Message):
     source: msgspec.Raw = RAW_UNSET
 
 
-class CapabilityInfo(Message):
+class CapabilityInfo(Message, frozen=True):
     capabilities: tuple[str, ...] = ()
 
 
-class LinuxInfo(Message):
+class LinuxInfo(Message, frozen=True):
     capability_info: CapabilityInfo | None = None
     bounding_capabilities: CapabilityInfo | None = None
     effective_capabilities: CapabilityInfo | None = None
@@ -419,7 +419,7 @@ class LinuxInfo(Message):
     shm_size: int | None = None
 
 
-class ContainerInfo(Message):
+class ContainerInfo(Message, frozen=True):
     type: Literal["DOCKER", "MESOS"]
     volumes: tuple[Volume, ...] = ()
     hostname: str | None = None
@@ -431,7 +431,7 @@ class ContainerInfo(Message):
     tty_info: msgspec.Raw = RAW_UNSET
 
 
-class HTTPCheckInfo(Message):
+class HTTPCheckInfo(Message, frozen=True):
     port: int
     scheme: str | None = None
     path: str | None = None
@@ -439,12 +439,12 @@ class HTTPCheckInfo(Message):
     protocol: Literal["IPv4", "IPv6"] | None = None
 
 
-class TCPCheckInfo(Message):
+class TCPCheckInfo(Message, frozen=True):
     port: int
     protocol: Literal["IPv4", "IPv6"] | None = None
 
 
-class HealthCheck(Message):
+class HealthCheck(Message, frozen=True):
     type: Literal["UNKNOWN", "COMMAND", "HTTP", "TCP"] | None = None
     delay_seconds: float | None = None
     interval_seconds: float | None = None
@@ -456,17 +456,17 @@ class HealthCheck(Message):
     tcp: TCPCheckInfo | None = None
 
 
-class KillPolicy(Message):
+class KillPolicy(Message, frozen=True):
     grace_period: DurationInfo | None = None
 
 
-class LimitScalar(Message):
+class LimitScalar(Message, frozen=True):
     """``Value.Scalar`` inside ``TaskInfo.limits``: a number, or the string ``"Infinity"``."""
 
     value: float | Literal["Infinity"]
 
 
-class ExecutorInfo(Message):
+class ExecutorInfo(Message, frozen=True):
     executor_id: ExecutorID
     type: Literal["UNKNOWN", "DEFAULT", "CUSTOM"] | None = None
     framework_id: FrameworkID | None = None
@@ -480,7 +480,7 @@ class ExecutorInfo(Message):
     labels: Labels | None = None
 
 
-class TaskInfo(Message):
+class TaskInfo(Message, frozen=True):
     name: str
     task_id: TaskID
     agent_id: AgentID
@@ -498,14 +498,14 @@ class TaskInfo(Message):
     limits: dict[str, LimitScalar] | None = None
 
 
-class TaskGroupInfo(Message):
+class TaskGroupInfo(Message, frozen=True):
     tasks: tuple[TaskInfo, ...] = ()
 
 
 # --- offers and operations ----------------------------------------------------------------------
 
 
-class Offer(Message):
+class Offer(Message, frozen=True):
     id: OfferID
     framework_id: FrameworkID
     agent_id: AgentID
@@ -524,11 +524,11 @@ class Offer(Message):
         return self.allocation_info.role if self.allocation_info else None
 
 
-class LaunchOperation(Message):
+class LaunchOperation(Message, frozen=True):
     task_infos: tuple[TaskInfo, ...] = ()
 
 
-class LaunchGroupOperation(Message):
+class LaunchGroupOperation(Message, frozen=True):
     executor: ExecutorInfo
     task_group: TaskGroupInfo
 
@@ -548,7 +548,7 @@ OperationType = Literal[
 ]
 
 
-class Operation(Message):
+class Operation(Message, frozen=True):
     """``Offer.Operation``: LAUNCH and LAUNCH_GROUP are modelled; the others pass through raw."""
 
     type: OperationType
@@ -561,7 +561,7 @@ class Operation(Message):
     destroy: msgspec.Raw = RAW_UNSET
 
 
-class Filters(Message):
+class Filters(Message, frozen=True):
     refuse_seconds: float | None = None
 
 
@@ -570,7 +570,7 @@ class Filters(Message):
 TaskStatusSource = Literal["SOURCE_MASTER", "SOURCE_AGENT", "SOURCE_EXECUTOR"]
 
 
-class TaskStatus(Message):
+class TaskStatus(Message, frozen=True):
     """``mesos.v1.TaskStatus``. ``reason`` stays a string: new reasons must not break decoding."""
 
     task_id: TaskID
@@ -591,7 +591,7 @@ class TaskStatus(Message):
     limitation: msgspec.Raw = RAW_UNSET
 
 
-class OperationStatus(Message):
+class OperationStatus(Message, frozen=True):
     state: str
     operation_id: OperationID | None = None
     message: str | None = None
