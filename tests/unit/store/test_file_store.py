@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from framework.store.file import FileStore, StoreError
@@ -43,5 +44,5 @@ def test_a_state_file_that_is_not_an_object_is_rejected(tmp_path):
 def test_an_unwritable_location_is_an_error_naming_the_file(tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the state directory should be")
-    with pytest.raises(StoreError, match=r"not-a-directory/state\.json: cannot write"):
-        FileStore(blocker).put("k", 1)
+    with pytest.raises(StoreError, match=r"not-a-directory/state\.json: cannot read"):
+        FileStore(blocker)
