@@ -57,7 +57,6 @@ __all__ = ["DEFAULT_USER_AGENT", "EventStream", "HttpTransport", "Response", "re
 log = logging.getLogger(__name__)
 
 
-
 def _default_user_agent() -> str:
     """``steward/<version>``; the version is informational, so a checkout without metadata works."""
     try:

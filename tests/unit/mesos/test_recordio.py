@@ -132,7 +132,7 @@ def test_a_large_record_fed_in_small_pieces_is_reassembled() -> None:
         b"1_0\n0123456789",  # an underscore int() would accept
         "\uff12\n{}".encode(),  # a fullwidth digit int() would accept
         b"0\n",  # the format forbids empty records
-        b"{\"type\":\"HEARTBEAT\"}",  # JSON where a length belongs (newline-delimited JSON)
+        b'{"type":"HEARTBEAT"}',  # JSON where a length belongs (newline-delimited JSON)
     ],
 )
 def test_a_malformed_length_prefix_raises(garbage: bytes) -> None:
