@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from framework.model.proto import AgentID, ExecutorID, TaskID, TaskInfo, TaskState, TaskStatus
+from framework.model.proto import AgentID, ExecutorID, FrameworkInfo, TaskID, TaskInfo, TaskState, TaskStatus
 
 LABEL_CLUSTER = "org.steward.localcluster"
 """Label naming the local cluster instance (its id) that started a container or process."""
@@ -52,6 +52,9 @@ class LaunchRequest:
     checkpoint: bool = True
     extra_env: tuple[tuple[str, str], ...] = ()
     """Environment the agent adds (MESOS_TASK_ID, MESOS_AGENT_ENDPOINT for executors, ...)."""
+    framework_info: FrameworkInfo | None = None
+    """The launching framework's info; a custom executor receives it in SUBSCRIBED (capabilities such
+    as TASK_KILLING_STATE). Without it the executor host sends a minimal one (user and name only)."""
 
 
 class StatusSink(Protocol):
