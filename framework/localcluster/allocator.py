@@ -1,0 +1,314 @@
+"""Which framework gets which agent's free resources: a small hierarchical-DRF allocator, no I/O.
+
+It follows the shape of Mesos's hierarchical allocator closely enough that a framework sees the
+same behaviour: each allocation round walks the agents (in a shuffled order) and hands *all* of an
+agent's unallocated resources to one (framework, role) pair, picking the pair with the lowest
+dominant share first (roles compared first, then frameworks inside a role); suppressed roles, refusal
+filters, inactive frameworks and agents are skipped; an agent with GPUs is offered only to frameworks
+that declared ``GPU_RESOURCES``; fragments smaller than Mesos's minimum allocatable amount (0.01 cpus
+or 32 MB of memory) are not offered.
+
+Refusal filters have Mesos's semantics: a DECLINE (or the unused part of an ACCEPT) of resources R on
+agent A for ``refuse_seconds`` stops A from being offered to that framework and role while the
+available resources are a subset of R. If more resources free up on A, it is offered again before
+the filter expires, exactly as in Mesos. REVIVE drops every filter of the revived roles.
+
+Every method takes ``now`` where time matters; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from framework.localcluster.resources import MILLI, Resources
+
+__all__ = [
+    "MAX_REFUSE_SECONDS",
+    "Allocation",
+    "Allocator",
+]
+
+MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
+"""Mesos caps refusal filters at one year."""
+
+_MIN_CPUS = round(0.01 * MILLI)
+_MIN_MEM = 32 * MILLI
+_SHARE_RESOURCES = ("cpus", "mem", "disk")
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The allocator's decision: offer ``resources`` on ``agent_id`` to ``framework_id`` for ``role``."""
+
+    framework_id: str
+    role: str
+    agent_id: str
+    resources: Resources
+
+
+@dataclass(slots=True)
+class _Agent:
+    total: Resources
+    allocated: Resources = field(default_factory=Resources)
+    active: bool = True
+
+    @property
+    def has_gpus(self) -> bool:
+        return self.total.scalar("gpus") > 0
+
+
+@dataclass(slots=True)
+class _Framework:
+    roles: frozenset[str]
+    suppressed: set[str]
+    gpu_capable: bool
+    active: bool = True
+
+
+@dataclass(slots=True)
+class _Filter:
+    refused: Resources
+    expires_at: float
+
+
+class Allocator:
+    """The allocation state of one master: agents, frameworks, allocations and filters."""
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self._agents: dict[str, _Agent] = {}
+        self._frameworks: dict[str, _Framework] = {}
+        # (framework, role, agent) -> resources allocated (offered or used by tasks).
+        self._allocations: dict[tuple[str, str, str], Resources] = {}
+        self._fw_role_alloc: dict[tuple[str, str], Resources] = {}
+        self._role_alloc: dict[str, Resources] = {}
+        self._filters: dict[tuple[str, str, str], list[_Filter]] = {}
+        self._total = Resources()
+        self._rng = random.Random(seed)  # noqa: S311 - load spreading, not security
+
+    # --- agents ---------------------------------------------------------------------------------
+
+    def add_agent(self, agent_id: str, total: Resources) -> None:
+        if agent_id in self._agents:
+            raise ValueError(f"agent {agent_id} already known to the allocator")
+        self._agents[agent_id] = _Agent(total=total)
+        self._total = self._total + total
+
+    def remove_agent(self, agent_id: str) -> None:
+        agent = self._agents.pop(agent_id, None)
+        if agent is None:
+            return
+        self._total = self._total - agent.total
+        for key in [k for k in self._allocations if k[2] == agent_id]:
+            self._release(key, self._allocations[key])
+        for key in [k for k in self._filters if k[2] == agent_id]:
+            del self._filters[key]
+
+    def set_agent_active(self, agent_id: str, active: bool) -> None:
+        if agent_id in self._agents:
+            self._agents[agent_id].active = active
+
+    def has_agent(self, agent_id: str) -> bool:
+        return agent_id in self._agents
+
+    def available(self, agent_id: str) -> Resources:
+        agent = self._agents[agent_id]
+        return agent.total - agent.allocated
+
+    # --- frameworks -----------------------------------------------------------------------------
+
+    def add_framework(
+        self,
+        framework_id: str,
+        roles: Iterable[str],
+        *,
+        suppressed: Iterable[str] = (),
+        gpu_capable: bool = False,
+        active: bool = True,
+    ) -> None:
+        self._frameworks[framework_id] = _Framework(
+            roles=frozenset(roles), suppressed=set(suppressed), gpu_capable=gpu_capable, active=active
+        )
+
+    def update_framework(
+        self,
+        framework_id: str,
+        roles: Iterable[str],
+        *,
+        suppressed: Iterable[str],
+        gpu_capable: bool,
+    ) -> None:
+        """Replace roles, the suppressed set and capabilities (SUBSCRIBE again, UPDATE_FRAMEWORK)."""
+        fw = self._frameworks[framework_id]
+        fw.roles = frozenset(roles)
+        fw.suppressed = set(suppressed)
+        fw.gpu_capable = gpu_capable
+        for key in [k for k in self._filters if k[0] == framework_id and k[1] not in fw.roles]:
+            del self._filters[key]
+
+    def remove_framework(self, framework_id: str) -> None:
+        self._frameworks.pop(framework_id, None)
+        for key in [k for k in self._allocations if k[0] == framework_id]:
+            self._release(key, self._allocations[key])
+        for key in [k for k in self._filters if k[0] == framework_id]:
+            del self._filters[key]
+
+    def set_framework_active(self, framework_id: str, active: bool) -> None:
+        if framework_id in self._frameworks:
+            self._frameworks[framework_id].active = active
+
+    def has_framework(self, framework_id: str) -> bool:
+        return framework_id in self._frameworks
+
+    def suppress(self, framework_id: str, roles: Iterable[str]) -> None:
+        fw = self._frameworks[framework_id]
+        fw.suppressed |= set(roles)
+
+    def revive(self, framework_id: str, roles: Iterable[str]) -> None:
+        """Un-suppress ``roles`` and drop every refusal filter the framework holds for them."""
+        fw = self._frameworks[framework_id]
+        roles = set(roles)
+        fw.suppressed -= roles
+        for key in [k for k in self._filters if k[0] == framework_id and k[1] in roles]:
+            del self._filters[key]
+
+    def suppressed_roles(self, framework_id: str) -> frozenset[str]:
+        return frozenset(self._frameworks[framework_id].suppressed)
+
+    # --- allocations ----------------------------------------------------------------------------
+
+    def allocate_used(self, framework_id: str, role: str, agent_id: str, resources: Resources) -> None:
+        """Record resources already in use (tasks re-reported by an agent after a master restart)."""
+        if agent_id in self._agents and resources:
+            self._charge((framework_id, role, agent_id), resources)
+
+    def recover(
+        self,
+        framework_id: str,
+        role: str,
+        agent_id: str,
+        resources: Resources,
+        *,
+        now: float,
+        refuse_seconds: float | None = None,
+    ) -> None:
+        """Give resources back (declined, unused, or freed by a finished task), optionally filtered."""
+        key = (framework_id, role, agent_id)
+        if key in self._allocations and resources:
+            self._release(key, resources)
+        known = framework_id in self._frameworks and agent_id in self._agents
+        if refuse_seconds is not None and refuse_seconds > 0 and resources and known:
+            timeout = min(refuse_seconds, MAX_REFUSE_SECONDS)
+            self._filters.setdefault(key, []).append(_Filter(resources, now + timeout))
+
+    def allocate(self, now: float) -> list[Allocation]:
+        """One allocation round over every active agent."""
+        candidates = [
+            (fid, role)
+            for fid, fw in self._frameworks.items()
+            if fw.active
+            for role in sorted(fw.roles)
+            if role not in fw.suppressed
+        ]
+        if not candidates:
+            return []
+        agent_ids = [aid for aid, a in self._agents.items() if a.active]
+        self._rng.shuffle(agent_ids)
+        decisions: list[Allocation] = []
+        for agent_id in agent_ids:
+            agent = self._agents[agent_id]
+            available = agent.total - agent.allocated
+            if not _allocatable(available):
+                continue
+            for fid, role in sorted(candidates, key=self._sort_key):
+                fw = self._frameworks[fid]
+                if agent.has_gpus and not fw.gpu_capable:
+                    continue
+                if self._filtered(fid, role, agent_id, available, now):
+                    continue
+                self._charge((fid, role, agent_id), available)
+                decisions.append(Allocation(fid, role, agent_id, available))
+                break
+        return decisions
+
+    # --- inspection (state endpoint, tests) -----------------------------------------------------
+
+    def allocated(self, framework_id: str, role: str, agent_id: str) -> Resources:
+        return self._allocations.get((framework_id, role, agent_id), Resources())
+
+    def agent_allocated(self, agent_id: str) -> Resources:
+        return self._agents[agent_id].allocated
+
+    def total(self) -> Resources:
+        return self._total
+
+    def filter_count(self, framework_id: str | None = None) -> int:
+        return sum(len(v) for k, v in self._filters.items() if framework_id in (None, k[0]))
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _share(self, alloc: Resources | None) -> float:
+        if alloc is None:
+            return 0.0
+        share = 0.0
+        for name in _SHARE_RESOURCES:
+            total = self._total.scalars.get(name, 0)
+            if total > 0:
+                share = max(share, alloc.scalars.get(name, 0) / total)
+        return share
+
+    def _sort_key(self, candidate: tuple[str, str]) -> tuple[float, float, str, str]:
+        fid, role = candidate
+        return (
+            self._share(self._role_alloc.get(role)),
+            self._share(self._fw_role_alloc.get(candidate)),
+            fid,
+            role,
+        )
+
+    def _filtered(self, fid: str, role: str, agent_id: str, available: Resources, now: float) -> bool:
+        key = (fid, role, agent_id)
+        filters = self._filters.get(key)
+        if not filters:
+            return False
+        live = [f for f in filters if f.expires_at > now]
+        if len(live) != len(filters):
+            if live:
+                self._filters[key] = live
+            else:
+                del self._filters[key]
+        return any(f.refused.contains(available) for f in live)
+
+    def _charge(self, key: tuple[str, str, str], resources: Resources) -> None:
+        fid, role, agent_id = key
+        self._allocations[key] = self._allocations.get(key, Resources()) + resources
+        self._fw_role_alloc[(fid, role)] = self._fw_role_alloc.get((fid, role), Resources()) + resources
+        self._role_alloc[role] = self._role_alloc.get(role, Resources()) + resources
+        agent = self._agents[agent_id]
+        agent.allocated = agent.allocated + resources
+
+    def _release(self, key: tuple[str, str, str], resources: Resources) -> None:
+        fid, role, agent_id = key
+        remaining = self._allocations[key] - resources
+        if remaining:
+            self._allocations[key] = remaining
+        else:
+            del self._allocations[key]
+        fw_role = self._fw_role_alloc.get((fid, role), Resources()) - resources
+        if fw_role:
+            self._fw_role_alloc[(fid, role)] = fw_role
+        else:
+            self._fw_role_alloc.pop((fid, role), None)
+        role_alloc = self._role_alloc.get(role, Resources()) - resources
+        if role_alloc:
+            self._role_alloc[role] = role_alloc
+        else:
+            self._role_alloc.pop(role, None)
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            agent.allocated = agent.allocated - resources
+
+
+def _allocatable(available: Resources) -> bool:
+    return available.scalars.get("cpus", 0) >= _MIN_CPUS or available.scalars.get("mem", 0) >= _MIN_MEM
