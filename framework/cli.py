@@ -1,0 +1,131 @@
+"""The ``steward`` command: the only place that reads argv and sets up logging.
+
+Sub-commands are small functions in :data:`COMMANDS`, each taking the parsed arguments and
+returning an exit status; adding one (``local-cluster``, ``simulate``, ``status``...) means
+adding a parser in :func:`build_parser` and an entry in the table. Exit statuses: 0 success,
+2 invalid usage or configuration (argparse's convention), anything else is the command's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Final
+
+from framework.config import ConfigError, load_config, parse_master
+
+__all__ = ["COMMANDS", "EXIT_INVALID", "build_parser", "main"]
+
+EXIT_INVALID: Final = 2
+"""Bad usage or an invalid configuration file."""
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """Check each file; report every issue of every file, then fail if any file was invalid."""
+    failed = False
+    for name in args.files:
+        try:
+            config = load_config(name)
+        except ConfigError as exc:
+            failed = True
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            continue
+        for warning in config.warnings:
+            print(f"{warning} (warning)", file=sys.stderr)
+        count = len(config.services)
+        print(f"{name}: ok ({count} service{'' if count == 1 else 's'})")
+    return EXIT_INVALID if failed else 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """Load the configuration, apply ``--master``, and hand over to the runtime."""
+    _setup_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_INVALID
+    master = config.framework.master
+    if args.master is not None:
+        try:
+            master = str(parse_master(args.master))
+        except ValueError as exc:
+            print(f"steward run: --master: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        config = replace(config, framework=replace(config.framework, master=master))
+    # Imported here so that `steward validate` works without the runtime's dependencies.
+    # (The ignore covers the time before framework/runtime/app.py exists; it is unused after.)
+    from framework.runtime.app import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        run_framework,
+    )
+
+    status: int = run_framework(config, master=master)
+    return status
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
+    "validate": _cmd_validate,
+    "run": _cmd_run,
+}
+"""Sub-command name -> implementation."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="steward",
+        description="Run a computing site's services (HTCondor startds, CVMFS, squid) on Apache Mesos.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check configuration files and report every problem")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="configuration file(s) to check")
+
+    run = sub.add_parser("run", help="run the framework")
+    run.add_argument("--config", required=True, metavar="FILE", help="the site configuration file")
+    run.add_argument(
+        "--master",
+        metavar="URL",
+        help="override framework.master: local, http(s)://host:port[,host:port...] or zk://host:port[,...]/path",
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="logging threshold (default: info)",
+    )
+    missing = set(sub.choices) ^ set(COMMANDS)
+    assert not missing, f"sub-commands without a parser or an implementation: {missing}"
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``steward`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_INVALID
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_INVALID
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

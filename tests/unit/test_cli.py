@@ -1,0 +1,235 @@
+"""The `steward` command line: exit statuses, stdout and stderr, and the hand-over to the runtime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from framework.cli import COMMANDS, build_parser, main
+from framework.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+services:
+  web:
+    kind: generic
+    container: {image: nginx}
+    resources: {cpus: 1, mem: 64MiB}
+"""
+BAD = """\
+services:
+  web:
+    kind: generic
+    container: {image: nginx}
+    resources: {cpus: -1, mem: 64MiB}
+    instances: lots
+"""
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    return path
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    return path
+
+
+class FakeRuntime:
+    """Stands in for framework.runtime.app and records how it was called."""
+
+    def __init__(self, status: int = 0) -> None:
+        self.status = status
+        self.calls: list[tuple[Config, str]] = []
+
+    def run_framework(self, config: Config, *, master: str) -> int:
+        self.calls.append((config, master))
+        return self.status
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> FakeRuntime:
+    fake = FakeRuntime(status=7)
+    module = types.ModuleType("framework.runtime.app")
+    module.run_framework = fake.run_framework  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "framework.runtime.app", module)
+    return fake
+
+
+def test_validate_prints_ok_and_the_service_count(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(good)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"{good}: ok (1 service)\n"
+    assert captured.err == ""
+
+
+def test_validate_counts_services_in_the_plural(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD + GOOD.replace("services:\n", "").replace("  web:", "  api:"))
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok (2 services)\n"
+
+
+def test_validate_reports_every_issue_on_stderr_and_exits_2(
+    good: Path, bad: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(bad), str(good)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == f"{good}: ok (1 service)\n"
+    assert captured.err.splitlines() == [
+        f"{bad}:5: services.web.resources.cpus: must be > 0, got -1",
+        f"{bad}:6: services.web.instances: expected an integer or 'per_host', got 'lots'",
+    ]
+
+
+def test_validate_names_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.yaml"
+    assert main(["validate", str(missing)]) == 2
+    assert capsys.readouterr().err == f"{missing}: cannot read the file: No such file or directory\n"
+
+
+def test_validate_prints_warnings_but_succeeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "warn.yaml"
+    path.write_text("framework:\n  tls: {verify: false}\n" + GOOD)
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"{path}: ok (1 service)\n"
+    assert captured.err.startswith(
+        f"{path}:2: framework.tls.verify: TLS certificate verification is disabled"
+    )
+    assert captured.err.endswith("(warning)\n")
+
+
+def test_validate_needs_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 2
+    assert "the following arguments are required: FILE" in capsys.readouterr().err
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: steward" in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "validate" in capsys.readouterr().out
+
+
+def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explode"]) == 2
+    assert "invalid choice: 'explode'" in capsys.readouterr().err
+
+
+def test_every_command_has_a_parser() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert set(subparsers.choices or {}) == set(COMMANDS)
+
+
+def test_run_hands_the_config_and_master_to_the_runtime(good: Path, runtime: FakeRuntime) -> None:
+    assert main(["run", "--config", str(good)]) == 7
+    ((config, master),) = runtime.calls
+    assert master == "local"
+    assert list(config.services) == ["web"]
+
+
+def test_run_applies_the_master_override(good: Path, runtime: FakeRuntime) -> None:
+    assert (
+        main(
+            ["run", "--config", str(good), "--master", "zk://zk1:2181,zk2:2181/mesos", "--log-level", "DEBUG"]
+        )
+        == 7
+    )
+    ((config, master),) = runtime.calls
+    assert master == "zk://zk1:2181,zk2:2181/mesos"
+    assert config.framework.master == master
+
+
+def test_run_refuses_a_bad_master_override(
+    good: Path, runtime: FakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--config", str(good), "--master", "mesos-master:5050"]) == 2
+    assert runtime.calls == []
+    assert capsys.readouterr().err.startswith("steward run: --master: expected 'local', http(s)://host:port")
+
+
+def test_run_refuses_an_invalid_configuration(
+    bad: Path, runtime: FakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--config", str(bad)]) == 2
+    assert runtime.calls == []
+    assert f"{bad}:5: services.web.resources.cpus: must be > 0, got -1" in capsys.readouterr().err
+
+
+def test_run_needs_a_config(runtime: FakeRuntime, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    assert runtime.calls == []
+    assert "--config" in capsys.readouterr().err
+
+
+def test_run_checks_the_log_level(
+    good: Path, runtime: FakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--config", str(good), "--log-level", "chatty"]) == 2
+    assert runtime.calls == []
+    assert "invalid choice: 'chatty'" in capsys.readouterr().err
+
+
+def _console_script() -> Path | None:
+    for candidate in (REPO / ".venv" / "bin" / "steward", Path(sys.executable).parent / "steward"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def test_the_installed_console_script_validates_the_examples() -> None:
+    script = _console_script()
+    if script is None:
+        pytest.skip("the steward console script is not installed (pip install -e .)")
+    examples = sorted(str(p) for p in (REPO / "examples").glob("*.yaml"))
+    done = subprocess.run(
+        [str(script), "validate", *examples], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{path}: ok ({_count(path)})" for path in examples]
+
+
+def test_the_installed_console_script_fails_on_a_bad_file(bad: Path) -> None:
+    script = _console_script()
+    if script is None:
+        pytest.skip("the steward console script is not installed (pip install -e .)")
+    done = subprocess.run(
+        [str(script), "validate", str(bad)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2
+    assert f"{bad}:5: services.web.resources.cpus: must be > 0, got -1" in done.stderr
+
+
+def _count(path: str) -> str:
+    from framework.config import load_config
+
+    count = len(load_config(path).services)
+    return f"{count} service{'' if count == 1 else 's'}"
+
+
+def test_module_entry_point_matches_main(good: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "framework.cli", "validate", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{good}: ok (1 service)\n"
