@@ -122,8 +122,9 @@ SCHEDULER_API_PATH: Final = "/api/v1/scheduler"
 DEFAULT_HEARTBEAT_INTERVAL: Final = 15.0
 """Used when SUBSCRIBED carries no ``heartbeat_interval_seconds`` (Mesos' own default)."""
 
-# ERROR event messages with a meaning (src/master/master.cpp).
-_REMOVED_MARKERS: Final = ("has been removed", "framework removed", "torn down", "has completed")
+# ERROR event messages with a meaning (src/master/master.cpp: "Framework has been removed" when the ID
+# belongs to a completed framework, "Framework failed over" to the stream another SUBSCRIBE replaced).
+_REMOVED_MARKERS: Final = ("has been removed",)
 _FAILED_OVER_MARKER: Final = "failed over"
 
 
@@ -599,7 +600,10 @@ class SchedulerDriver:
             outcome.reason = "driver stopped"
             return outcome
         if not stream_id:
-            log.warning("SUBSCRIBE answer from %s has no Mesos-Stream-Id; calls will be refused", stream.url)
+            log.warning(
+                "SUBSCRIBE answer from %s has no Mesos-Stream-Id; calls will be refused",
+                redact_url(stream.url),
+            )
         log.info("event stream open at %s", redact_url(stream.url))
         decoder = RecordIODecoder()
         try:

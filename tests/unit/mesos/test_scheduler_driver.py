@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from framework.mesos import recordio
+from framework.mesos.backoff import Backoff, backoff_delay
 from framework.mesos.errors import (
     AuthenticationFailed,
     CallRejected,
@@ -200,13 +201,21 @@ class Recorder(SchedulerCallbacks):
 
 
 class Masters:
-    """The smallest master detector: a fixed list of base URLs."""
+    """The smallest master detector: a fixed list of base URLs (``answers`` overrides it per round)."""
 
-    def __init__(self, *urls: str) -> None:
+    def __init__(self, *urls: str, answers: list[list[str] | Exception] | None = None) -> None:
         self.urls = list(urls)
+        self.answers = list(answers or [])
+        self.rounds = 0
         self.succeeded_with: list[str] = []
 
     def candidates(self) -> list[str]:
+        self.rounds += 1
+        if self.answers:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
         return list(self.urls)
 
     def succeeded(self, url: str) -> None:
@@ -379,9 +388,12 @@ def test_an_unavailable_master_is_retried_until_it_subscribes(
     status: int, server: ScriptedServer, make_driver: Callable[..., SchedulerDriver], recorder: Recorder
 ) -> None:
     server.on("SUBSCRIBE", Respond(status, b"No leader elected"), Respond(status), Stream([subscribed()]))
-    driver = started(make_driver, server)
+    masters = Masters(server.url)
+    driver = make_driver(master=masters)
+    driver.start()
     recorder.wait_for("subscribed")
     assert len(server.matching("SUBSCRIBE")) == 3
+    assert masters.rounds == 3  # the detector is asked again on every round
     assert "disconnected" not in recorder.names()  # never connected before: nothing to report
     assert driver.fatal_error is None
 
@@ -397,6 +409,19 @@ def test_a_refused_candidate_is_skipped_for_the_next(
     driver.start()
     recorder.wait_for("subscribed")
     assert driver.master_url == server.endpoint(PATH)
+
+
+def test_a_detector_with_no_answer_or_an_error_is_asked_again(
+    server: ScriptedServer, make_driver: Callable[..., SchedulerDriver], recorder: Recorder
+) -> None:
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    masters = Masters(server.url, answers=[[], RuntimeError("zookeeper unreachable")])
+    driver = make_driver(master=masters)
+    driver.start()
+    recorder.wait_for("subscribed")
+    assert masters.rounds == 3
+    assert len(server.matching("SUBSCRIBE")) == 1
+    assert driver.status().last_error is None  # cleared by SUBSCRIBED
 
 
 def test_a_stream_cut_mid_record_resubscribes_with_the_id_and_the_suppressed_roles(
@@ -1013,3 +1038,29 @@ def test_stop_from_a_callback_does_not_deadlock(
 def test_a_driver_starts_only_once(live: SchedulerDriver) -> None:
     with pytest.raises(RuntimeError):
         live.start()
+
+
+# --- backoff ------------------------------------------------------------------------------------
+
+
+def test_backoff_delays_grow_with_jitter_up_to_the_cap_and_never_reach_zero() -> None:
+    rng = random.Random(1)
+    for failures in range(12):
+        ceiling = min(15.0, 0.5 * 2**failures)
+        delays = [backoff_delay(failures, initial=0.5, maximum=15.0, rng=rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered
+    assert backoff_delay(10_000, initial=0.5, maximum=15.0, rng=rng) <= 15.0
+
+
+def test_backoff_counts_failures_and_resets() -> None:
+    backoff = Backoff(initial=1.0, maximum=8.0, rng=random.Random(3))
+    ceilings = []
+    for _ in range(6):
+        ceilings.append(backoff.failures)
+        backoff.next_delay()
+    assert ceilings == [0, 1, 2, 3, 4, 5]
+    backoff.reset()
+    assert 0.5 <= backoff.next_delay() <= 1.0
+    with pytest.raises(ValueError):
+        Backoff(initial=2.0, maximum=1.0, rng=random.Random())
