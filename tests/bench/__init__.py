@@ -1,0 +1,12 @@
+"""Benchmarks: ``python -m tests.bench [name...]`` (``make bench``) prints figures, never pass/fail.
+
+Importing this package registers every benchmark module listed below in ``registry.BENCHMARKS``;
+a new benchmark is a module with a ``@register(...)`` function, added to the import list.
+"""
+
+from __future__ import annotations
+
+from tests.bench import event_path
+from tests.bench.registry import BENCHMARKS, Benchmark, Figure, Options, register
+
+__all__ = ["BENCHMARKS", "Benchmark", "Figure", "Options", "event_path", "register"]
