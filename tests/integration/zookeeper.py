@@ -94,7 +94,12 @@ class ZooKeeperServer:
         classpath = [str(ZOOKEEPER_JAR)]
         if SLF4J_SIMPLE_JAR.exists():
             classpath.append(str(SLF4J_SIMPLE_JAR))
+        # setpriv (util-linux) sets PR_SET_PDEATHSIG and execs java in place: the kernel kills the
+        # server if the test process dies, so not even a killed pytest run leaves java behind.
+        setpriv = shutil.which("setpriv")
+        guard = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
         argv = [
+            *guard,
             java,
             "-Xmx128m",
             "-XX:+UseSerialGC",
@@ -107,17 +112,22 @@ class ZooKeeperServer:
         ]
         with self.output.open("ab") as out:
             self._process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._wait_until_serving()
 
     def _wait_until_serving(self) -> None:
-        assert self._process is not None
+        process = self._process
+        assert process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 self.stop()
-                pytest.fail(f"ZooKeeper exited with {self._process.returncode}:\n{self.log_tail()}")
+                pytest.fail(f"ZooKeeper exited with {process.returncode}:\n{self.log_tail()}")
             try:
                 if four_letter_word(self.port, b"ruok", timeout=1.0) == b"imok":
                     return
