@@ -180,6 +180,55 @@ def _check_message(doc: Any, message: str, path: str, errors: list[str]) -> None
         chosen = sorted(group & doc.keys())
         if len(chosen) > 1:
             errors.append(f"{path}: at most one of {sorted(group)} may be set, got {chosen}")
+    _check_unions(doc, message, path, errors)
+
+
+# Unions the .proto files express only in comments, which Mesos's validation enforces: the member
+# named by ``type`` must be set and no other member; TaskInfo runs a command or an executor, never
+# both or neither; a Volume has at most one of its sources (protocol brief, section 4.8).
+_MEMBER_BY_TYPE: dict[str, dict[str, str]] = {
+    "Resource": {"SCALAR": "scalar", "RANGES": "ranges", "SET": "set"},
+    "Attribute": {"SCALAR": "scalar", "RANGES": "ranges", "SET": "set", "TEXT": "text"},
+    "HealthCheck": {"COMMAND": "command", "HTTP": "http", "TCP": "tcp"},
+    "CheckInfo": {"COMMAND": "command", "HTTP": "http", "TCP": "tcp"},
+    "ContainerInfo": {"DOCKER": "docker"},
+    "Offer.Operation": {
+        name: name.lower()
+        for name in ENUMS["Offer.Operation.Type"]
+        if name != "UNKNOWN" and name.lower() in MESSAGES["Offer.Operation"]
+    },
+    "Volume.Source": {
+        "DOCKER_VOLUME": "docker_volume",
+        "HOST_PATH": "host_path",
+        "SANDBOX_PATH": "sandbox_path",
+        "SECRET": "secret",
+        "CSI_VOLUME": "csi_volume",
+    },
+    "Secret": {"REFERENCE": "reference", "VALUE": "value"},
+    "Image": {"APPC": "appc", "DOCKER": "docker"},
+}
+_EXACTLY_ONE: dict[str, tuple[str, ...]] = {"TaskInfo": ("command", "executor")}
+_AT_MOST_ONE: dict[str, tuple[str, ...]] = {"Volume": ("host_path", "image", "source")}
+
+
+def _check_unions(doc: dict[str, Any], message: str, path: str, errors: list[str]) -> None:
+    members = _MEMBER_BY_TYPE.get(message)
+    type_ = doc.get("type")
+    if members is not None and isinstance(type_, str):
+        wanted = members.get(type_)
+        if wanted is not None and wanted not in doc:
+            errors.append(f"{path}: type {type_} needs {wanted!r}")
+        others = sorted(set(members.values()) - {wanted} & doc.keys())
+        if others:
+            errors.append(f"{path}: type {type_} does not use {others}")
+    if message in _EXACTLY_ONE:
+        chosen = [name for name in _EXACTLY_ONE[message] if name in doc]
+        if len(chosen) != 1:
+            errors.append(f"{path}: exactly one of {list(_EXACTLY_ONE[message])} must be set, got {chosen}")
+    if message in _AT_MOST_ONE:
+        chosen = [name for name in _AT_MOST_ONE[message] if name in doc]
+        if len(chosen) > 1:
+            errors.append(f"{path}: at most one of {list(_AT_MOST_ONE[message])} may be set, got {chosen}")
 
 
 def _check_field(value: Any, field: Field, path: str, errors: list[str]) -> None:
@@ -345,6 +394,41 @@ def test_validator_accepts_a_good_document() -> None:
     ],
 )
 def test_validator_catches(doc: dict[str, Any], expected: str) -> None:
+    errors = check(doc, "TaskInfo")
+    assert any(expected in error for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        pytest.param(_task(command=_DELETE), "exactly one of ['command', 'executor']", id="neither"),
+        pytest.param(
+            _task(executor={"executor_id": {"value": "e"}}),
+            "exactly one of ['command', 'executor']",
+            id="both",
+        ),
+        pytest.param(_task(container__docker=_DELETE), "type DOCKER needs 'docker'", id="docker missing"),
+        pytest.param(
+            _task(resources__0__ranges={"range": []}),
+            "type SCALAR does not use ['ranges']",
+            id="wrong member",
+        ),
+        pytest.param(_task(resources__0__type="RANGES"), "type RANGES needs 'ranges'", id="type mismatch"),
+        pytest.param(
+            _task(health_check={"type": "HTTP", "tcp": {"port": 1}}),
+            "type HTTP needs 'http'",
+            id="health check",
+        ),
+        pytest.param(
+            _task(
+                container__volumes=[{"container_path": "/d", "mode": "RW", "host_path": "/d", "source": {}}]
+            ),
+            "at most one of ['host_path', 'image', 'source']",
+            id="volume sources",
+        ),
+    ],
+)
+def test_validator_checks_unions_by_type(doc: dict[str, Any], expected: str) -> None:
     errors = check(doc, "TaskInfo")
     assert any(expected in error for error in errors), errors
 
