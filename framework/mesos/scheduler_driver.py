@@ -645,6 +645,10 @@ class SchedulerDriver:
         except RemoteProtocolError as exc:  # framing is intact: skip just this record
             log.warning("skipping a malformed event: %s", exc)
             return False
+        except Exception as exc:  # e.g. RecursionError on absurd nesting: still one bad record
+            preview = record[:200].decode("utf-8", "replace")
+            log.warning("skipping an undecodable event (%r), record starts %r", exc, preview)
+            return False
         with self._lock:
             self._events_received += 1
         if event.type == "SUBSCRIBED" and event.subscribed is not None:

@@ -497,6 +497,8 @@ def test_a_malformed_json_record_is_skipped_and_the_next_event_delivered(
     stream = server.wait_for_stream(1)
     stream.push_raw(recordio.encode(b'{"type": "OFFERS", "offers": {"offers": [{"id": 12}]}}'))
     stream.push_raw(recordio.encode(b"not json at all"))
+    # An unknown key nested deeper than msgspec's recursion limit (RecursionError, not a DecodeError).
+    stream.push_raw(recordio.encode(b'{"type":"HEARTBEAT","junk":' + b"[" * 5000 + b"]" * 5000 + b"}"))
     stream.push(offers_event("o-after"))
     (offers,) = recorder.wait_for("offers")[0]
     assert [o.id.value for o in offers] == ["o-after"]
