@@ -25,6 +25,10 @@ Rules applied to every request, in one place:
 
 Secrets: the Authorization value lives in one private attribute, is never logged, and is absent from
 ``repr``; URLs are shown without any ``user:password@`` part.
+
+Threads: ``post`` may be called from several threads at once (the scheduler driver's dispatcher and
+the app's own threads): the call session's urllib3 pool is thread-safe, and nothing else in the
+session is mutated per request (no cookies, no auth objects, no environment lookups).
 """
 
 from __future__ import annotations
