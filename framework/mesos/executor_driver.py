@@ -867,3 +867,5 @@ class ExecutorDriver:
         if first:
             log.info("executor driver stopping: %s", reason)
             self._enqueue(_Halt(reason, failed))
+            if not self._started and self._owns_transport:
+                self._transport.close()  # no dispatcher will run to close it

@@ -58,17 +58,21 @@ SUBSCRIBED: dict[str, Any] = {
 }
 
 
+EXECUTOR_INFO: dict[str, Any] = {
+    "executor_id": {"value": "exec-7"},
+    "type": "CUSTOM",
+    "command": {"value": "steward-executor", "shell": False},
+}
+
+
 def launch(task_id: str) -> dict[str, Any]:
-    return {
-        "type": "LAUNCH",
-        "launch": {
-            "task": {
-                "name": f"task {task_id}",
-                "task_id": {"value": task_id},
-                "agent_id": {"value": "agent-1"},
-            }
-        },
+    task = {
+        "name": f"task {task_id}",
+        "task_id": {"value": task_id},
+        "agent_id": {"value": "agent-1"},
+        "executor": EXECUTOR_INFO,
     }
+    return {"type": "LAUNCH", "launch": {"task": task}}
 
 
 def acknowledged(task_id: str, uuid_b64: str) -> dict[str, Any]:
@@ -487,8 +491,18 @@ def test_events_reach_typed_callbacks_in_order_on_one_thread(
             "launch_group": {
                 "task_group": {
                     "tasks": [
-                        {"name": "a", "task_id": {"value": "g1"}, "agent_id": {"value": "agent-1"}},
-                        {"name": "b", "task_id": {"value": "g2"}, "agent_id": {"value": "agent-1"}},
+                        {
+                            "name": "a",
+                            "task_id": {"value": "g1"},
+                            "agent_id": {"value": "agent-1"},
+                            "executor": EXECUTOR_INFO,
+                        },
+                        {
+                            "name": "b",
+                            "task_id": {"value": "g2"},
+                            "agent_id": {"value": "agent-1"},
+                            "executor": EXECUTOR_INFO,
+                        },
                     ]
                 }
             },
@@ -600,6 +614,26 @@ def test_terminal_updates_sent_in_shutdown_reach_the_agent_before_the_driver_sto
     (update,) = server.matching("UPDATE")
     assert update.json["update"]["status"]["state"] == "TASK_KILLED"
     assert len(server.matching("SUBSCRIBE")) == 1, "no resubscription after SHUTDOWN"
+
+
+def test_run_returns_once_the_agent_shuts_the_executor_down(server: ScriptedServer) -> None:
+    server.on("SUBSCRIBE", Stream([SUBSCRIBED, {"type": "SHUTDOWN"}]))
+    recorder = Recorder()
+    driver = ExecutorDriver(recorder, ExecutorEnvironment.from_environ(agent_environ(server)))
+    runner = threading.Thread(target=driver.run)
+    runner.start()
+    runner.join(WAIT_S)
+    assert not runner.is_alive()
+    assert recorder.names() == ["subscribed", "shutdown"]
+
+
+def test_a_driver_stopped_before_it_started_sends_nothing(server: ScriptedServer) -> None:
+    driver = ExecutorDriver(Recorder(), ExecutorEnvironment.from_environ(agent_environ(server)))
+    driver.stop()
+    driver.start()
+    assert driver.join(WAIT_S)
+    assert server.requests == []
+    assert driver.stop_reason == "stopped by the executor"
 
 
 # --- MESSAGE and authentication ---------------------------------------------------------------------
