@@ -243,7 +243,14 @@ class _Fatal:
     message: str
 
 
-_QueueItem = wire.SchedulerEvent | _Disconnected | _Fatal | None  # None: stop dispatching
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Work another thread hands to the dispatcher (``SchedulerDriver.call_soon``)."""
+
+    fn: Callable[[], object]
+
+
+_QueueItem = wire.SchedulerEvent | _Disconnected | _Fatal | _Call | None  # None: stop dispatching
 
 
 class _StreamOutcome:
@@ -460,6 +467,15 @@ class SchedulerDriver:
         if self._callback_error is not None:
             raise self._callback_error
         return finished
+
+    def call_soon(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the dispatcher thread, in order with the events already queued.
+
+        This is how timers, the autoscaler and the operator API touch the scheduler's state without
+        a lock: everything that changes it runs on the one thread that also runs the callbacks. An
+        exception from ``fn`` stops the driver as a failing callback does.
+        """
+        self._queue.put(_Call(fn))
 
     def reconnect(self, reason: str = "reconnect requested") -> None:
         """Drop the current subscription and resubscribe (``disconnected(reason)`` is dispatched)."""
@@ -734,7 +750,10 @@ class SchedulerDriver:
         method = getattr(self._scheduler, name, None)
         return method if callable(method) else None
 
-    def _dispatch(self, item: wire.SchedulerEvent | _Disconnected | _Fatal) -> None:
+    def _dispatch(self, item: wire.SchedulerEvent | _Disconnected | _Fatal | _Call) -> None:
+        if isinstance(item, _Call):
+            item.fn()
+            return
         if isinstance(item, _Disconnected):
             if cb := self._callback("disconnected"):
                 cb(self, item.reason)

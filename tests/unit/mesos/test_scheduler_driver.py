@@ -1066,3 +1066,33 @@ def test_backoff_counts_failures_and_resets() -> None:
     assert 0.5 <= backoff.next_delay() <= 1.0
     with pytest.raises(ValueError):
         Backoff(initial=2.0, maximum=1.0, rng=random.Random())
+
+
+def test_call_soon_runs_work_on_the_dispatcher_thread_in_order_with_events(
+    server: ScriptedServer, make_driver: Callable[..., SchedulerDriver], recorder: Recorder
+) -> None:
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    driver = started(make_driver, server)
+    recorder.wait_for("subscribed")
+    ran: list[tuple[str, int]] = []
+    done = threading.Event()
+    driver.call_soon(lambda: ran.append(("first", threading.get_ident())))
+    driver.call_soon(lambda: (ran.append(("second", threading.get_ident())), done.set()))
+    assert done.wait(WAIT)
+    dispatcher = recorder.calls[0][2]
+    assert ran == [("first", dispatcher), ("second", dispatcher)]
+
+
+def test_work_that_raises_in_call_soon_stops_the_driver_like_a_callback(
+    server: ScriptedServer, make_driver: Callable[..., SchedulerDriver], recorder: Recorder
+) -> None:
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    driver = started(make_driver, server)
+    recorder.wait_for("subscribed")
+
+    def broken() -> None:
+        raise ValueError("state went wrong")
+
+    driver.call_soon(broken)
+    with pytest.raises(ValueError, match="state went wrong"):
+        driver.join(WAIT)
