@@ -417,6 +417,7 @@ class LinuxInfo(Message, frozen=True):
     seccomp: msgspec.Raw = RAW_UNSET
     ipc_mode: Literal["UNKNOWN", "PRIVATE", "SHARE_PARENT"] | None = None
     shm_size: int | None = None
+    share_cgroups: bool | None = None
 
 
 class ContainerInfo(Message, frozen=True):
@@ -478,6 +479,7 @@ class ExecutorInfo(Message, frozen=True):
     data: str | None = None
     shutdown_grace_period: DurationInfo | None = None
     labels: Labels | None = None
+    discovery: msgspec.Raw = RAW_UNSET
 
 
 class TaskInfo(Message, frozen=True):
@@ -559,6 +561,10 @@ class Operation(Message, frozen=True):
     unreserve: msgspec.Raw = RAW_UNSET
     create: msgspec.Raw = RAW_UNSET
     destroy: msgspec.Raw = RAW_UNSET
+    grow_volume: msgspec.Raw = RAW_UNSET
+    shrink_volume: msgspec.Raw = RAW_UNSET
+    create_disk: msgspec.Raw = RAW_UNSET
+    destroy_disk: msgspec.Raw = RAW_UNSET
 
 
 class Filters(Message, frozen=True):

@@ -1098,6 +1098,7 @@ def group_task(index: int) -> TaskInfo:
                     image=raw('{"type":"DOCKER","docker":{"name":"tools:1"}}'),
                 ),
             ),
+            linux_info=LinuxInfo(share_cgroups=False),
         ),
     )
 
@@ -1135,6 +1136,7 @@ def custom_executor() -> ExecutorInfo:
         data=b64(b'{"drain": "graceful"}'),
         shutdown_grace_period=DurationInfo.from_seconds(660),
         labels=Labels.of({"executor": "steward"}),
+        discovery=raw('{"visibility":"CLUSTER","name":"steward-executor"}'),
     )
 
 
@@ -1256,6 +1258,48 @@ def scheduler_call_examples() -> dict[str, SchedulerCall]:
                             '"reservations":[{"type":"DYNAMIC","role":"htcondor","principal":"steward"}],'
                             '"disk":{"persistence":{"id":"spool-1","principal":"steward"},'
                             '"volume":{"mode":"RW","container_path":"spool"}}}]}'
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        "ACCEPT GROW SHRINK CREATE_DISK DESTROY_DISK": SchedulerCall(
+            type="ACCEPT",
+            framework_id=fid,
+            accept=Accept(
+                offer_ids=(OFFER_ID,),
+                operations=(
+                    Operation(
+                        type="GROW_VOLUME",
+                        id=OperationID(value="grow-19"),
+                        grow_volume=raw(
+                            '{"volume":' + encoded_resource(offered_resources()[6]) + ',"addition":'
+                            '{"name":"disk","type":"SCALAR","scalar":{"value":512},'
+                            '"reservations":[{"type":"DYNAMIC","role":"htcondor","principal":"steward"}]}}'
+                        ),
+                    ),
+                    Operation(
+                        type="SHRINK_VOLUME",
+                        shrink_volume=raw(
+                            '{"volume":'
+                            + encoded_resource(offered_resources()[6])
+                            + ',"subtract":{"value":256}}'
+                        ),
+                    ),
+                    Operation(
+                        type="CREATE_DISK",
+                        create_disk=raw(
+                            '{"source":{"name":"disk","type":"SCALAR","scalar":{"value":2048},'
+                            '"disk":{"source":{"type":"RAW","vendor":"csi","id":"vol-7","profile":"fast"}},'
+                            '"provider_id":{"value":"rp-local-1"}},"target_type":"MOUNT","target_profile":"fast"}'
+                        ),
+                    ),
+                    Operation(
+                        type="DESTROY_DISK",
+                        destroy_disk=raw(
+                            '{"source":{"name":"disk","type":"SCALAR","scalar":{"value":2048},'
+                            '"disk":{"source":{"type":"MOUNT","mount":{"root":"/csi/vol-7"},"vendor":"csi",'
+                            '"id":"vol-7"}},"provider_id":{"value":"rp-local-1"}}}'
                         ),
                     ),
                 ),
