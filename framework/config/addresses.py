@@ -65,12 +65,10 @@ def parse_host_port(
     """
     if "@" in text:
         raise ValueError("credentials in an address are not supported; use principal and secret_file")
+    if not text.startswith("[") and text.count(":") > 1:
+        raise ValueError(f"write IPv6 addresses in brackets, e.g. [::1]:5050, got {text!r}")
     host, sep, port_text = text.rpartition(":")
-    if (
-        not sep
-        or (host.startswith("[") and not host.endswith("]"))
-        or (":" in host and not host.startswith("["))
-    ):
+    if not sep or (host.startswith("[") and not host.endswith("]")):
         if default_port is None:
             raise ValueError(f"expected host:port, got {text!r}")
         host, port_text = text, str(default_port)

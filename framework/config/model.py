@@ -210,6 +210,7 @@ class FileStoreConfig:
 
     config_tag: ClassVar[tuple[str, str]] = ("type", "file")
     type: Literal["file"] = "file"
+    """Always ``file``; selects this store."""
     path: LocalPath = "/var/lib/steward"
     """Directory holding the state files."""
 
@@ -220,6 +221,7 @@ class ZooKeeperStoreConfig:
 
     config_tag: ClassVar[tuple[str, str]] = ("type", "zookeeper")
     type: Literal["zookeeper"]
+    """Always ``zookeeper``; selects this store."""
     servers: Annotated[tuple[Annotated[str, _address_check(default_port=2181)], ...], non_empty, unique_items]
     """ZooKeeper servers as ``host:port`` (port defaults to 2181)."""
     path: Annotated[str, matches(r"(?:/[A-Za-z0-9_.-]+)+", "a znode path such as '/steward'")] = "/steward"
@@ -267,10 +269,15 @@ class FrameworkConfig:
     master: Annotated[str, Check(_master_check)] = "local"
     """``local``, ``http(s)://host:port[,host:port...]`` or ``zk://host:port[,...]/path``."""
     tls: TlsConfig = field(default_factory=TlsConfig)
+    """TLS towards ``https://`` masters."""
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    """The heartbeat watchdog."""
     store: StoreConfig = field(default_factory=FileStoreConfig)
+    """Where state is persisted (``type: file`` or ``type: zookeeper``)."""
     offers: OffersConfig = field(default_factory=OffersConfig)
+    """Offer handling: decline filters and revive pacing."""
     api: ApiConfig = field(default_factory=ApiConfig)
+    """The operator HTTP API."""
     allow_privileged: Annotated[tuple[str, ...], unique_items] = ()
     """Services (by name) that may run privileged containers besides kind ``cvmfs``."""
 
@@ -313,9 +320,11 @@ class PortMappingConfig:
     """A bridge-network port mapping."""
 
     container_port: Port
+    """Port inside the container."""
     host_port: Port | None = None
     """A port from the offer's ``ports``; unset takes the next port allocated to the task."""
     protocol: Literal["tcp", "udp"] = "tcp"
+    """``tcp`` or ``udp``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,7 +332,9 @@ class VolumeConfig:
     """A bind mount from the agent into the container."""
 
     host_path: HostPath
+    """Absolute path on the agent."""
     container_path: ContainerPath
+    """Absolute path inside the container."""
     mode: Literal["ro", "rw"] = "ro"
     """Read-only unless said otherwise."""
     propagation: Literal["rprivate", "private", "rslave", "slave", "rshared", "shared"] | None = None
@@ -335,20 +346,27 @@ class ContainerConfig:
     """The container a service's tasks run in."""
 
     image: Annotated[str, matches(r"\S+", "a Docker image reference such as 'squid:6'")]
+    """Docker image reference, pulled by the agent."""
     command: str | None = None
     """A shell command line (run with ``sh -c``); the image's entrypoint when neither this nor ``args``."""
     args: tuple[str, ...] | None = None
     """Arguments passed to the image's entrypoint, without a shell."""
     environment: Annotated[AbcMapping[str, str], EnvName] = field(default_factory=_empty_mapping)
+    """Environment variables; numbers are taken as written (``PORT: 3128`` is ``"3128"``)."""
     secret_files: tuple[SecretFileConfig, ...] = ()
+    """Agent files mounted read-only (tokens, keys); their content never passes through Steward."""
     user: UnixUser | None = None
     """Unix user in the container; unset uses the framework's ``user``."""
     network: Literal["host", "bridge"] = "host"
+    """``host`` (the task binds its ports on the agent) or ``bridge`` (Docker NAT with ``port_mappings``)."""
     port_mappings: tuple[PortMappingConfig, ...] = ()
     """Only with ``network: bridge``."""
     volumes: tuple[VolumeConfig, ...] = ()
+    """Bind mounts from the agent."""
     cap_add: Annotated[tuple[Capability, ...], unique_items] = ()
+    """Linux capabilities to add (``docker --cap-add``)."""
     cap_drop: Annotated[tuple[Capability, ...], unique_items] = ()
+    """Linux capabilities to drop (``docker --cap-drop``); ``ALL`` drops every one."""
     devices: Annotated[
         tuple[
             Annotated[
@@ -358,7 +376,9 @@ class ContainerConfig:
         ],
         unique_items,
     ] = ()
+    """Host devices to expose, ``/dev/x[:/dev/y][:rwm]``."""
     security_opt: tuple[Annotated[str, non_empty], ...] = ()
+    """Docker ``--security-opt`` values, e.g. ``apparmor:unconfined``."""
     privileged: bool = False
     """Only for kind ``cvmfs`` or services named in ``framework.allow_privileged``."""
     executor: Literal["docker", "steward"] = "docker"
@@ -392,8 +412,11 @@ class ResourcesConfig:
     """What each task of a service asks Mesos for."""
 
     cpus: Annotated[float, positive]
+    """CPU shares per task (> 0; fractions allowed)."""
     mem_mib: Annotated[SizeMiB, positive]
+    """Memory per task (> 0), ``mem`` in YAML (``512MiB``, ``2GiB``; a bare number is MiB)."""
     disk_mib: SizeMiB = 0.0
+    """Sandbox disk per task, ``disk`` in YAML; 0 asks for none."""
     ports: Annotated[int, at_least(0), at_most(1000)] = 0
     """How many ports to take from the offer's ``ports`` range."""
     fixed_ports: Annotated[tuple[Port, ...], unique_items] = ()
@@ -416,7 +439,9 @@ class AutoscaleSourceConfig:
     """Where the load measurement comes from; parameters are typed per source by later work."""
 
     type: Literal["squid", "prometheus", "htcondor", "http_json"]
+    """Which kind of measurement: squid counters, a Prometheus query, HTCondor's queue, or JSON over HTTP."""
     params: AbcMapping[str, str | int | float | bool] = field(default_factory=_empty_mapping)
+    """Source parameters (scalar values); their keys are checked by the source itself for now."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -427,8 +452,11 @@ class AutoscaleConfig:
     min: Annotated[int, at_least(0)] = 0
     """Floor (kind ``squid`` defaults to 2)."""
     max: Annotated[int, at_least(1)]
+    """Ceiling, >= ``min`` and >= 1."""
     source: AutoscaleSourceConfig
+    """Where the load is measured."""
     target_per_instance: Annotated[float, positive]
+    """Load one instance should carry (> 0), in the source's unit (requests/s, idle jobs...)."""
 
     def _cross_check(self) -> Iterator[Problem]:
         if self.max < self.min:
@@ -441,6 +469,7 @@ class UniqueConstraint:
 
     config_tag: ClassVar[tuple[str, None]] = ("unique", None)
     unique: AttributeName
+    """Attribute whose values must all differ (``hostname`` for one task per host)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -449,7 +478,9 @@ class MaxPerConstraint:
 
     config_tag: ClassVar[tuple[str, None]] = ("max_per", None)
     max_per: AttributeName
+    """Attribute to group by."""
     count: Annotated[int, at_least(1)]
+    """Largest number of tasks per group (>= 1)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -459,9 +490,13 @@ class AttributeConstraint:
 
     config_tag: ClassVar[tuple[str, None]] = ("attribute", None)
     attribute: AttributeName
+    """Attribute to test; agents without it never match."""
     equals: str | None = None
+    """Exact value required."""
     like: Regex | None = None
+    """Regular expression the value must match in full."""
     unlike: Regex | None = None
+    """Regular expression the value must not match in full."""
 
     def _cross_check(self) -> Iterator[Problem]:
         given = [key for key in ("equals", "like", "unlike") if getattr(self, key) is not None]
@@ -478,6 +513,7 @@ class SpreadConstraint:
 
     config_tag: ClassVar[tuple[str, None]] = ("spread", None)
     spread: AttributeName
+    """Attribute over whose values tasks are spread."""
 
 
 Constraint = UniqueConstraint | MaxPerConstraint | AttributeConstraint | SpreadConstraint
@@ -489,6 +525,7 @@ class HealthCheckConfig:
     """How Mesos decides a task is healthy."""
 
     type: Literal["http", "tcp", "command"]
+    """``http`` (a 2xx/3xx answer), ``tcp`` (a connection) or ``command`` (exit status 0)."""
     port: Port | None = None
     """Port to probe (http, tcp); unset probes the task's first port."""
     path: Annotated[str, matches(r"/\S*", "a URL path starting with '/'")] | None = None
@@ -496,7 +533,9 @@ class HealthCheckConfig:
     command: str | None = None
     """Shell command (command only); exit status 0 is healthy."""
     interval_s: Annotated[Duration, positive] = 10.0
+    """Time between checks."""
     timeout_s: Annotated[Duration, positive] = 5.0
+    """Time one check may take before it counts as failed."""
     grace_period_s: Duration = 60.0
     """Failures during this time after start do not count."""
     consecutive_failures: Annotated[int, at_least(1)] = 3
@@ -521,8 +560,11 @@ class RestartBackoffConfig:
     """Delay before relaunching a failed task: ``initial * factor**n``, capped at ``max``."""
 
     initial_s: Annotated[Duration, positive] = 1.0
+    """Delay after the first failure."""
     factor: Annotated[float, at_least(1), at_most(100)] = 1.15
+    """Growth per further failure (>= 1)."""
     max_s: Annotated[Duration, positive] = 300.0
+    """Longest delay, ``max`` in YAML (>= ``initial``)."""
 
     def _cross_check(self) -> Iterator[Problem]:
         if self.max_s < self.initial_s:
@@ -549,19 +591,27 @@ class ServiceConfig:
     name: str = setting(from_key=True)
     """The key under ``services``; names tasks and metrics."""
     kind: ServiceKind
+    """What the service is; brings the kind's defaults."""
     role: Role
     """Mesos role the tasks run under; defaults to the framework's first role."""
     container: ContainerConfig
+    """What each task runs."""
     resources: ResourcesConfig
+    """What each task asks for."""
     instances: Annotated[int, at_least(0), at_most(10000)] | Literal["per_host"] | None = None
     """A fixed count, or ``per_host`` (kind ``cvmfs`` only); ``None`` when ``autoscale`` is set."""
     autoscale: AutoscaleConfig | None = None
+    """Load-driven instance count; excludes ``instances``."""
     constraints: tuple[Constraint, ...] = ()
+    """Placement rules, all of which an agent must satisfy."""
     health_check: HealthCheckConfig | None = None
+    """How Mesos checks each task; none by default."""
     kill_grace_period_s: Duration = 30.0
     """Time between SIGTERM and SIGKILL when a task is killed."""
     restart_backoff: RestartBackoffConfig = field(default_factory=RestartBackoffConfig)
+    """Delay before relaunching failed tasks."""
     startd: StartdConfig | None = None
+    """HTCondor settings; required for, and only allowed with, kind ``startd``."""
 
     @property
     def per_host(self) -> bool:
@@ -604,6 +654,7 @@ class Config:
     """A validated site configuration."""
 
     framework: FrameworkConfig = field(default_factory=FrameworkConfig)
+    """Who Steward is to Mesos and how it runs."""
     services: Annotated[AbcMapping[str, ServiceConfig], ServiceName] = field(default_factory=_empty_services)
     """Services by name, in file order (read-only mapping)."""
     warnings: tuple[Issue, ...] = setting(default=(), internal=True)

@@ -287,7 +287,8 @@ def _join(path: str, key: str) -> str:
 def _tag_ok(node: YamlNode, expected: str, filename: str, issues: list[Issue], path: str) -> bool:
     if node.tag == expected:
         return True
-    issues.append(Issue(filename, node.start_mark.line + 1, path, f"tag {_show_tag(node.tag)} is not allowed"))
+    line = node.start_mark.line + 1
+    issues.append(Issue(filename, line, path, f"tag {_show_tag(node.tag)} is not allowed"))
     return False
 
 
