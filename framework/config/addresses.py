@@ -114,12 +114,12 @@ def parse_master(text: str) -> MasterAddress:
     text = text.strip()
     if text == "local":
         return MasterAddress("local")
+    if "@" in text:  # checked first: no message below may echo a password
+        raise ValueError("credentials in the master address are not supported; use principal and secret_file")
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https", "zk"):
         raise ValueError(f"{expected}, got {text!r}")
-    if "@" in rest:
-        raise ValueError("credentials in the master address are not supported; use principal and secret_file")
     hosts, slash, path = rest.partition("/")
     path = slash + path
     if scheme == "zk":

@@ -138,6 +138,7 @@ def test_master_addresses_render_back_and_give_urls() -> None:
         ("http://m1:5050,m1:5050", "lists the same host twice"),
         ("zk://zk1/", "needs a znode path"),
         ("zk://a:b@zk1/mesos", "credentials in the master address are not supported"),
+        ("mesos://admin:hunter2@m1", "credentials in the master address are not supported"),
         ("http://::1:5050", "write IPv6 addresses in brackets"),
         ("http://[zz::1]:5050", "invalid IPv6 address"),
         ("http://m1:0", "port out of range"),
@@ -269,7 +270,7 @@ _VALUES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["a", "svc"]), st.dictionaries(_SERVICE_KEYS, _VALUES, max_size=8), max_size=2
