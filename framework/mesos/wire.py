@@ -17,6 +17,7 @@ import msgspec
 
 from framework.mesos.errors import LocalProtocolError, RemoteProtocolError
 from framework.model.proto import (
+    RAW_UNSET,
     AgentID,
     AgentInfo,
     ContainerID,
@@ -33,7 +34,6 @@ from framework.model.proto import (
     Operation,
     OperationID,
     OperationStatus,
-    RAW_UNSET,
     TaskGroupInfo,
     TaskID,
     TaskInfo,
@@ -353,6 +353,8 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         preview = data[:200].decode("utf-8", "replace")
         raise RemoteProtocolError(f"malformed {what}: {exc} (record starts {preview!r})") from exc
+    except RecursionError as exc:  # msgspec's answer to JSON nested ~1000 levels deep
+        raise RemoteProtocolError(f"malformed {what}: nested too deeply") from exc
 
 
 def decode_scheduler_event(data: bytes) -> SchedulerEvent:
@@ -387,14 +389,34 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
+def _has_empty_raw(value: Any) -> bool:
+    if isinstance(value, msgspec.Raw):
+        return value is not RAW_UNSET and len(value) == 0
+    if isinstance(value, msgspec.Struct):
+        return any(_has_empty_raw(getattr(value, f)) for f in value.__struct_fields__)
+    if isinstance(value, tuple | list):
+        return any(_has_empty_raw(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_empty_raw(v) for v in value.values())
+    return False
+
+
 def encode(message: Message) -> bytes:
     """Encode a call or event as Mesos-dialect JSON.
 
-    A non-finite float has no JSON spelling Mesos accepts except where the schema allows the string
-    ``"Infinity"`` (``TaskInfo.limits``, see ``LimitScalar``); msgspec would write ``null`` for it,
-    silently unsetting the field, so it is refused here instead.
+    Two values have no valid spelling, and msgspec would write them anyway:
+
+    * a non-finite float (Mesos accepts the string ``"Infinity"`` only where the schema allows it,
+      ``TaskInfo.limits``, see ``LimitScalar``); msgspec writes ``null``, silently unsetting the field;
+    * an empty ``msgspec.Raw`` other than ``RAW_UNSET`` (which is omitted as the default); msgspec
+      writes nothing at all, leaving ``"key":,`` in the document.
+
+    Both are refused with ``LocalProtocolError``. The full scans run only when the output shows a
+    sign of either, so the common path costs two substring searches.
     """
     data = _encoder.encode(message)
     if b"null" in data and _has_non_finite(message):
         raise LocalProtocolError("refusing to send a non-finite number: Mesos would read it as unset")
+    if (b":," in data or b":}" in data) and _has_empty_raw(message):
+        raise LocalProtocolError("refusing to send an empty raw field: use RAW_UNSET to leave it unset")
     return data

@@ -29,6 +29,7 @@ import msgspec
 
 __all__ = [
     "RAW_UNSET",
+    "URI",
     "AgentID",
     "AgentInfo",
     "AllocationInfo",
@@ -64,8 +65,8 @@ __all__ = [
     "PortMapping",
     "Range",
     "Ranges",
-    "Resource",
     "ReservationInfo",
+    "Resource",
     "Scalar",
     "Set",
     "TCPCheckInfo",
@@ -76,7 +77,6 @@ __all__ = [
     "TaskStatus",
     "Text",
     "TimeInfo",
-    "URI",
     "UUIDMessage",
     "Volume",
 ]
@@ -335,7 +335,6 @@ class AgentInfo(Message, frozen=True):
     attributes: tuple[Attribute, ...] = ()
     id: AgentID | None = None
     domain: msgspec.Raw = RAW_UNSET
-    capabilities: msgspec.Raw = RAW_UNSET
 
 
 # --- commands, containers, checks ---------------------------------------------------------------
@@ -405,8 +404,55 @@ class Volume(Message, frozen=True):
     source: msgspec.Raw = RAW_UNSET
 
 
+Capability = Literal[
+    "UNKNOWN",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+]
+"""``CapabilityInfo.Capability``: Linux capability names without Docker's ``CAP_`` prefix."""
+
+
 class CapabilityInfo(Message, frozen=True):
-    capabilities: tuple[str, ...] = ()
+    capabilities: tuple[Capability, ...] = ()
 
 
 class LinuxInfo(Message, frozen=True):
@@ -519,7 +565,6 @@ class Offer(Message, frozen=True):
     url: msgspec.Raw = RAW_UNSET
     domain: msgspec.Raw = RAW_UNSET
     unavailability: msgspec.Raw = RAW_UNSET
-    operations: msgspec.Raw = RAW_UNSET
 
     @property
     def role(self) -> str | None:
