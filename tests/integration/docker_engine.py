@@ -110,7 +110,8 @@ def ensure_docker(start_timeout_s: float = 60.0) -> DockerEngine:
     raise DockerUnavailable(f"{binary} did not answer within {start_timeout_s:g}s (log: {log_path})")
 
 
-def _busybox() -> Path:
+def busybox_path() -> Path:
+    """The host's static busybox (installed through the project's ensure script when missing)."""
     path = Path("/bin/busybox")
     if not path.exists():
         subprocess.run(
@@ -122,7 +123,7 @@ def _busybox() -> Path:
 
 
 def _rootfs_tar() -> bytes:
-    busybox = _busybox()
+    busybox = busybox_path()
     applets = subprocess.run([str(busybox), "--list"], check=True, capture_output=True, text=True)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
