@@ -1,0 +1,239 @@
+"""The process that runs Steward: wires config, store, master detection, transport and driver.
+
+``run_framework`` is what ``steward run`` calls. It builds the FrameworkInfo the design rules ask for
+(checkpointing, a long failover timeout, MULTI_ROLE + PARTITION_AWARE + TASK_KILLING_STATE), keeps
+the framework ID in the store before anything else happens, and runs the scheduler driver until a
+signal or a fatal error. All scheduler state lives on the driver's dispatcher thread; other threads
+reach it with ``driver.call_soon``.
+
+What the scheduler does with offers and updates is decided by ``StewardScheduler``. Until the
+scheduler core lands (placement of the configured services), it is a well-behaved idle framework:
+it declines every offer at once with the configured long filter, suppresses its roles, reconciles
+after every subscription, and acknowledges updates that carry a uuid.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from framework.config import Config, read_secret
+from framework.config.model import FileStoreConfig
+from framework.mesos.detector import MasterDetector, make_detector
+from framework.mesos.errors import MesosError
+from framework.mesos.scheduler_driver import SchedulerCallbacks, SchedulerDriver
+from framework.mesos.transport import HttpTransport
+from framework.model.proto import Filters as ProtoFilters
+from framework.model.proto import (
+    FrameworkCapability,
+    FrameworkID,
+    FrameworkInfo,
+    MasterInfo,
+    Offer,
+    TaskStatus,
+)
+from framework.store.file import FileStore
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = ("MULTI_ROLE", "PARTITION_AWARE", "TASK_KILLING_STATE")
+"""Capabilities Steward registers with (design rule 1)."""
+
+
+class StartupError(Exception):
+    """Steward cannot start with this configuration; the message says what to change."""
+
+
+def build_framework_info(config: Config, framework_id: str | None) -> FrameworkInfo:
+    """The FrameworkInfo sent on every SUBSCRIBE (complete, since re-subscribing replaces it)."""
+    fw = config.framework
+    return FrameworkInfo(
+        user=fw.user,
+        name=fw.name,
+        id=FrameworkID(value=framework_id) if framework_id else None,
+        failover_timeout=fw.failover_timeout_s,
+        checkpoint=True,
+        roles=tuple(fw.roles),
+        hostname=socket.gethostname(),
+        principal=fw.principal,
+        capabilities=tuple(FrameworkCapability(type=c) for c in CAPABILITIES),  # type: ignore[arg-type]
+    )
+
+
+def open_store(config: Config) -> FileStore:
+    store = config.framework.store
+    if not isinstance(store, FileStoreConfig):
+        raise StartupError(f"framework.store.type {store.type!r} is not available yet; use type: file")
+    return FileStore(store.path)
+
+
+def make_transport(config: Config) -> HttpTransport:
+    """HTTP transport with the principal's secret (read now, never logged) and TLS settings."""
+    fw = config.framework
+    basic_auth: tuple[str, str] | None = None
+    if fw.principal is not None and fw.secret_file is not None:
+        try:
+            basic_auth = (fw.principal, read_secret(fw.secret_file))
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"framework.secret_file: cannot read {fw.secret_file}: {exc}") from exc
+    verify: bool | str = fw.tls.ca_bundle if fw.tls.ca_bundle is not None else fw.tls.verify
+    return HttpTransport(basic_auth=basic_auth, verify=verify)
+
+
+def _call(method: Callable[..., object], *args: object) -> None:
+    """Make a call to the master; a failure is logged, never raised into the driver.
+
+    Calls are at-most-once anyway (a 202 is no promise): a lost DECLINE leaves the offer to time out
+    or be rescinded, a lost ACK is redelivered by the agent, a lost RECONCILE is repeated after the
+    next subscription. A lost subscription is noticed and repaired by the driver itself.
+    """
+    try:
+        method(*args)
+    except MesosError as exc:
+        log.warning("%s failed: %s", getattr(method, "__name__", "call"), exc)
+
+
+class StewardScheduler(SchedulerCallbacks):
+    """Scheduler callbacks; every method runs on the driver's dispatcher thread."""
+
+    def __init__(self, config: Config, store: FileStore) -> None:
+        self._config = config
+        self._store = store
+        self._roles = tuple(config.framework.roles)
+        self.subscriptions = 0
+
+    def subscribed(self, driver: SchedulerDriver, framework_id: str, master_info: MasterInfo | None) -> None:
+        # Persist first: a crash after this line must find the ID, or every task would be orphaned.
+        self._store.set_framework_id(framework_id)
+        self.subscriptions += 1
+        where = master_info.hostname if master_info is not None else "?"
+        log.info("subscribed as framework %s (master %s)", framework_id, where)
+        # Nothing to launch yet: ask the master for no offers at all, and learn what is running.
+        _call(driver.suppress, self._roles)
+        _call(driver.reconcile)
+
+    def offers(self, driver: SchedulerDriver, offers: Sequence[Offer]) -> None:
+        refuse = self._config.framework.offers.refuse_seconds
+        _call(driver.decline, [o.id for o in offers], ProtoFilters(refuse_seconds=refuse))
+        log.debug("declined %d offer(s) for %ss: nothing to launch", len(offers), refuse)
+
+    def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        log.info(
+            "task %s is %s%s",
+            status.task_id.value,
+            status.state.value,
+            f" ({status.reason})" if status.reason else "",
+        )
+        _call(driver.acknowledge, status)
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        log.error("the master reported an error: %s", message)
+        if "has been removed" in message:
+            # The ID can never be used again; a restart must register afresh.
+            self._store.forget_framework_id()
+
+    def disconnected(self, driver: SchedulerDriver, reason: str) -> None:
+        log.warning("disconnected from the master: %s; re-subscribing", reason)
+
+
+@dataclass
+class Runtime:
+    """A running Steward: the pieces ``run_framework`` starts, so tests can drive and stop them."""
+
+    config: Config
+    store: FileStore
+    detector: MasterDetector
+    transport: HttpTransport
+    scheduler: StewardScheduler
+    driver: SchedulerDriver
+
+    def stop(self) -> None:
+        self.driver.stop()
+
+    def close(self) -> None:
+        self.driver.stop()
+        self.transport.close()
+        self.detector.close()
+
+
+def start_runtime(config: Config, master: str | None = None) -> Runtime:
+    """Build and start every piece; raises StartupError for what the operator must fix."""
+    master = master or config.framework.master
+    if master == "local":
+        raise StartupError(
+            "master 'local' (the embedded single-host cluster) is not available yet; "
+            "point --master at a Mesos master (http://host:5050 or zk://host:2181/mesos)"
+        )
+    try:
+        detector = make_detector(master)
+    except ValueError as exc:
+        raise StartupError(f"framework.master: {exc}") from exc
+    store = open_store(config)
+    transport = make_transport(config)
+    framework_id = store.framework_id()
+    scheduler = StewardScheduler(config, store)
+    driver = SchedulerDriver(
+        scheduler,
+        build_framework_info(config, framework_id),
+        detector,
+        transport,
+        framework_id=framework_id,
+        suppressed_roles=config.framework.roles,
+        heartbeat_misses=config.framework.heartbeat.misses,
+    )
+    log.info(
+        "starting framework %r (%s) against %s",
+        config.framework.name,
+        f"id {framework_id}" if framework_id else "first registration",
+        master,
+    )
+    driver.start()
+    return Runtime(config, store, detector, transport, scheduler, driver)
+
+
+def run_framework(config: Config, master: str | None = None) -> int:
+    """Run until SIGINT/SIGTERM or a fatal error; 0 on a clean stop, 1 on failure."""
+    try:
+        runtime = start_runtime(config, master)
+    except (StartupError, MesosError) as exc:
+        log.error("%s", exc)
+        return 1
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info(
+            "received %s: stopping (tasks keep running for the failover timeout)", signal.Signals(signum).name
+        )
+        stopping.set()
+        runtime.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        runtime.driver.join()
+    except Exception:
+        log.exception("the scheduler stopped on an error")
+        return 1
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        runtime.close()
+    fatal = runtime.driver.fatal_error
+    if fatal is not None and not stopping.is_set():
+        log.error("stopped: %s", fatal)
+        return 1
+    return 0
+
+
+__all__ = [
+    "Runtime",
+    "StartupError",
+    "StewardScheduler",
+    "build_framework_info",
+    "run_framework",
+    "start_runtime",
+]

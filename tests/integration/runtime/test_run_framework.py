@@ -1,0 +1,196 @@
+"""``steward run`` against a scripted master over real HTTP: registration, persistence, offers, ACKs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main
+from framework.config import parse_config
+from framework.runtime.app import Runtime, StartupError, start_runtime
+from framework.testing.scripted_server import Respond, ScriptedServer, Stream
+
+WAIT = 10.0
+
+
+def site(tmp_path: Path, master: str, extra: str = "") -> str:
+    return f"""
+framework:
+  name: test-site
+  roles: [site]
+  master: {master}
+  store: {{type: file, path: {tmp_path / "state"}}}
+  offers: {{refuse_seconds: 300s}}
+{extra}
+services:
+  web:
+    kind: generic
+    container: {{image: example/web:1}}
+    resources: {{cpus: 1, mem: 128MiB}}
+"""
+
+
+def subscribed(framework_id: str = "fw-7") -> dict[str, object]:
+    return {
+        "type": "SUBSCRIBED",
+        "subscribed": {"framework_id": {"value": framework_id}, "heartbeat_interval_seconds": 15.0},
+    }
+
+
+def offer(offer_id: str) -> dict[str, object]:
+    return {
+        "id": {"value": offer_id},
+        "framework_id": {"value": "fw-7"},
+        "agent_id": {"value": "agent-1"},
+        "hostname": "agent-1",
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 4}}],
+    }
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def started(tmp_path: Path, server: ScriptedServer):
+    runtimes: list[Runtime] = []
+
+    def start(extra: str = "") -> Runtime:
+        config = parse_config(site(tmp_path, server.url, extra), "site.yaml")
+        runtime = start_runtime(config)
+        runtimes.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in runtimes:
+        runtime.close()
+
+
+def test_first_registration_persists_the_id_then_suppresses_and_reconciles(server, started, tmp_path):
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    runtime = started()
+    body = server.wait_for(1, "SUBSCRIBE", timeout=WAIT)[0].json
+    info = body["subscribe"]["framework_info"]
+    assert info["checkpoint"] is True
+    assert info["failover_timeout"] == 7 * 86400
+    assert info["roles"] == ["site"]
+    assert {c["type"] for c in info["capabilities"]} == {
+        "MULTI_ROLE",
+        "PARTITION_AWARE",
+        "TASK_KILLING_STATE",
+    }
+    assert "id" not in info and "framework_id" not in body
+    assert body["subscribe"]["suppressed_roles"] == ["site"]
+    suppress = server.wait_for(1, "SUPPRESS", timeout=WAIT)[0].json
+    assert suppress["suppress"] == {"roles": ["site"]}
+    reconcile = server.wait_for(1, "RECONCILE", timeout=WAIT)[0].json
+    assert reconcile["reconcile"] == {}
+    assert runtime.store.framework_id() == "fw-7"
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["framework_id"] == "fw-7"
+
+
+def test_a_restart_subscribes_with_the_stored_id_in_both_places(server, started, tmp_path):
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    first = started()
+    server.wait_for(1, "RECONCILE", timeout=WAIT)
+    first.close()
+    started()
+    body = server.wait_for(2, "SUBSCRIBE", timeout=WAIT)[1].json
+    assert body["framework_id"] == {"value": "fw-7"}
+    assert body["subscribe"]["framework_info"]["id"] == {"value": "fw-7"}
+
+
+def test_offers_are_declined_at_once_with_the_configured_long_filter(server, started):
+    server.on(
+        "SUBSCRIBE",
+        Stream([subscribed(), {"type": "OFFERS", "offers": {"offers": [offer("o-1"), offer("o-2")]}}]),
+    )
+    started()
+    decline = server.wait_for(1, "DECLINE", timeout=WAIT)[0].json
+    assert decline["decline"] == {
+        "offer_ids": [{"value": "o-1"}, {"value": "o-2"}],
+        "filters": {"refuse_seconds": 300.0},
+    }
+    assert decline["framework_id"] == {"value": "fw-7"}
+
+
+def test_updates_with_a_uuid_are_acknowledged_and_master_updates_are_not(server, started):
+    uid = base64.b64encode(uuid.uuid4().bytes).decode()
+
+    def update(task: str, with_uuid: bool) -> dict[str, object]:
+        status: dict[str, object] = {
+            "task_id": {"value": task},
+            "state": "TASK_RUNNING",
+            "agent_id": {"value": "agent-1"},
+        }
+        if with_uuid:
+            status["uuid"] = uid
+        return {"type": "UPDATE", "update": {"status": status}}
+
+    server.on("SUBSCRIBE", Stream([subscribed(), update("from-master", False), update("from-agent", True)]))
+    started()
+    ack = server.wait_for(1, "ACKNOWLEDGE", timeout=WAIT)[0].json
+    assert ack["acknowledge"] == {
+        "agent_id": {"value": "agent-1"},
+        "task_id": {"value": "from-agent"},
+        "uuid": uid,
+    }
+    assert len(server.matching("ACKNOWLEDGE")) == 1
+
+
+def test_removal_by_the_master_forgets_the_id(server, started):
+    server.on(
+        "SUBSCRIBE",
+        Stream([subscribed(), {"type": "ERROR", "error": {"message": "Framework has been removed"}}]),
+    )
+    runtime = started()
+    assert runtime.driver.join(WAIT)
+    assert runtime.store.framework_id() is None
+
+
+def test_the_principal_secret_is_sent_but_never_logged(server, started, tmp_path, caplog):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-value\n")
+    secret.chmod(0o600)
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    with caplog.at_level("DEBUG"):
+        started(f"  principal: steward\n  secret_file: {secret}")
+        request = server.wait_for(1, "RECONCILE", timeout=WAIT)[0]
+    expected = "Basic " + base64.b64encode(b"steward:s3cr3t-value").decode()
+    assert request.headers["Authorization"] == expected
+    assert "s3cr3t-value" not in caplog.text
+
+
+def test_the_embedded_cluster_is_refused_until_it_exists(tmp_path):
+    config = parse_config(site(tmp_path, "local"), "site.yaml")
+    with pytest.raises(StartupError, match="embedded"):
+        start_runtime(config)
+
+
+def test_steward_run_stops_cleanly_on_sigterm(server, tmp_path):
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    server.on("TEARDOWN", Respond(500))
+    config_file = tmp_path / "site.yaml"
+    config_file.write_text(site(tmp_path, server.url))
+    result: list[int] = []
+    # Signals reach the main thread only: run the command there and deliver SIGTERM from a helper.
+    import os
+    import signal
+
+    def stop_when_registered() -> None:
+        server.wait_for(1, "RECONCILE", timeout=WAIT)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=stop_when_registered)
+    killer.start()
+    result.append(main(["run", "--config", str(config_file)]))
+    killer.join()
+    assert result == [0]
+    assert not server.matching("TEARDOWN")
