@@ -52,6 +52,7 @@ from framework.mesos.wire import (
     UpdateFramework,
 )
 from framework.model.proto import (
+    RAW_UNSET,
     AgentID,
     AllocationInfo,
     Attribute,
@@ -2005,7 +2006,11 @@ class Master:
                 self._remove_executor(key)
 
     def _count_state(self, state: TaskState, delta: int) -> None:
+        """Gauges of tasks per state; entering a terminal state also bumps Mesos's cumulative
+        ``master/tasks_<state>`` counter."""
         self.metrics.inc("gauge/" + state.value, delta)
+        if delta > 0 and state.is_terminal:
+            self.metrics.inc("master/tasks_" + state.value.removeprefix("TASK_").lower(), delta)
 
     # === master-generated updates ===============================================================
 
@@ -2023,7 +2028,7 @@ class Master:
     ) -> TaskStatus:
         executor_id = None
         healthy = None
-        container_status = msgspec.Raw()
+        container_status = RAW_UNSET
         if task is not None:
             if task.executor_id is not None:
                 executor_id = ExecutorID(task.executor_id)
