@@ -58,18 +58,18 @@ else
   cache_line="# SQUID_CACHE_DISK_MB=0: memory cache only"
 fi
 # squid started as root runs as the 'proxy' user (cache_effective_user): it must own its state, and it
-# re-opens /dev/stdout and /dev/stderr for its logs after dropping to 'proxy', while Docker's stdio pipes
-# are root's with mode 0600. Handing the pipes to 'proxy' is what lets the logs reach `docker logs`.
+# re-opens /dev/stdout for the access log as 'proxy', while Docker's stdio pipes are root's with mode
+# 0600: handing the pipe to 'proxy' is what lets the access log reach `docker logs`. (cache.log is not
+# re-opened at all: squid cannot re-open /dev/stderr once it has changed uid, so it goes to /dev/null
+# and `squid -d 1` writes the same messages to the inherited stderr.)
 access_log="stdio:/dev/stdout"
-cache_log="stdio:/dev/stderr"
 if [ "$(id -u)" = 0 ]; then
   chown -R proxy:proxy "$instance_dir"
-  chown proxy /dev/stdout /dev/stderr 2>/dev/null || echo "steward-squid: warning: cannot hand stdout/stderr to 'proxy'; squid may fail to open its logs" >&2
-elif [ ! -w /dev/stdout ] || [ ! -w /dev/stderr ]; then
-  # Started as another uid, squid cannot re-open Docker's stdio pipes: keep logs in the instance dir.
+  chown proxy /dev/stdout 2>/dev/null || echo "steward-squid: warning: cannot hand stdout to 'proxy'; squid may fail to open its access log" >&2
+elif [ ! -w /dev/stdout ]; then
+  # Started as another uid, squid cannot re-open Docker's stdout pipe: keep the access log in the instance dir.
   access_log="stdio:$instance_dir/access.log"
-  cache_log="stdio:$instance_dir/cache.log"
-  echo "steward-squid: warning: started as uid $(id -u), stdout is not re-openable; logging to $instance_dir" >&2
+  echo "steward-squid: warning: started as uid $(id -u), stdout is not re-openable; access log in $instance_dir" >&2
 fi
 # A pid file left by a killed predecessor on a reused state directory would make squid refuse to start.
 rm -f "$instance_dir/squid.pid"
@@ -89,7 +89,6 @@ conf=${conf//@CLIENT_NETS@/$client_nets}
 conf=${conf//@MGR_NETS@/$mgr_nets}
 conf=${conf//@LOCAL_ORIGINS_RULE@/$local_rule}
 conf=${conf//@ACCESS_LOG@/$access_log}
-conf=${conf//@CACHE_LOG@/$cache_log}
 conf=${conf//@EXTRA_CONF@/$SQUID_EXTRA_CONF}
 conf_file="$instance_dir/squid.conf"
 printf '%s\n' "$conf" >"$conf_file"
@@ -100,4 +99,4 @@ if [ "$SQUID_CACHE_DISK_MB" -gt 0 ] && [ ! -d "$instance_dir/cache/00" ]; then
   squid -N -z -f "$conf_file"
 fi
 echo "steward-squid: listening on $http_port, state in $instance_dir, shutdown_lifetime ${SQUID_SHUTDOWN_LIFETIME}s"
-exec squid -N -f "$conf_file" "$@"
+exec squid -N -d 1 -f "$conf_file" "$@"
