@@ -59,6 +59,7 @@ from framework.localcluster.containerizers.process import (
     command_argv,
     command_environment,
     describe_exit,
+    kill_group_and_wait,
     register_instance,
     resolve_user,
     retire_instance,
@@ -626,7 +627,7 @@ class ExecutorHost:
 
     def _watch(self, executor: _Executor, proc: subprocess.Popen[bytes]) -> None:
         returncode = proc.wait()
-        _killpg(proc.pid, signal.SIGKILL)  # whatever the executor left in its group
+        kill_group_and_wait(proc.pid)  # whatever the executor left in its group
         self._pids.remove(proc.pid)
         outbox: _Outbox = []
         with self._lock:

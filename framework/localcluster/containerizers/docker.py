@@ -114,8 +114,22 @@ _LOG_TAIL_LINES = 2000
 _MESSAGE_TAIL_LINES = 10
 
 _VOLUME_OPTIONS = frozenset(
-    {"ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate", "nocopy",
-     "consistent", "cached", "delegated"}
+    {
+        "ro",
+        "rw",
+        "z",
+        "Z",
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "private",
+        "rprivate",
+        "nocopy",
+        "consistent",
+        "cached",
+        "delegated",
+    }
 )
 _REJECTED_PARAMETERS = {
     "name": "Mesos names the container itself",
@@ -213,9 +227,7 @@ def _int_value(key: str, value: str) -> int:
         raise LaunchFailed(f"docker parameter '{key}' expects an integer, not '{value}'") from None
 
 
-def _apply_parameters(
-    params: Iterable[tuple[str, str]], kwargs: dict[str, Any], sandbox: Path
-) -> str | None:
+def _apply_parameters(params: Iterable[tuple[str, str]], kwargs: dict[str, Any], sandbox: Path) -> str | None:
     """Fold ``docker.parameters`` into ``kwargs``; return the network they select (``net``/``network``)."""
     network: str | None = None
     for raw_key, value in params:
@@ -300,8 +312,9 @@ def _apply_parameters(
         elif key == "uts":
             kwargs["uts_mode"] = value
         else:
-            raise LaunchFailed(f"docker parameter '{key}' is not supported by the local cluster's "
-                               "Docker containerizer")
+            raise LaunchFailed(
+                f"docker parameter '{key}' is not supported by the local cluster's Docker containerizer"
+            )
     return network
 
 
@@ -392,15 +405,19 @@ def docker_run_kwargs(
     task = request.task
     container = task.container
     if container is None or container.type != "DOCKER" or container.docker is None:
-        raise LaunchFailed("No docker info found in container info", state=TaskState.TASK_ERROR,
-                           reason=REASON_TASK_INVALID)
+        raise LaunchFailed(
+            "No docker info found in container info", state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID
+        )
     info = container.docker
     if not info.image:
         raise LaunchFailed("DockerInfo has no image", state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID)
     command = task.command
     if command is None:
-        raise LaunchFailed("Docker tasks need a CommandInfo (custom executors go to the executor host)",
-                           state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID)
+        raise LaunchFailed(
+            "Docker tasks need a CommandInfo (custom executors go to the executor host)",
+            state=TaskState.TASK_ERROR,
+            reason=REASON_TASK_INVALID,
+        )
     if task.health_check is not None:
         problem = validate_health_check(task.health_check)
         if problem is not None:
@@ -413,8 +430,11 @@ def docker_run_kwargs(
     shell = command.shell is None or command.shell
     if shell:
         if not command.value:
-            raise LaunchFailed("Shell specified but no command value provided", state=TaskState.TASK_ERROR,
-                               reason=REASON_TASK_INVALID)
+            raise LaunchFailed(
+                "Shell specified but no command value provided",
+                state=TaskState.TASK_ERROR,
+                reason=REASON_TASK_INVALID,
+            )
         kwargs["entrypoint"] = ["/bin/sh", "-c"]
         kwargs["command"] = [command.value]
     else:
@@ -648,8 +668,13 @@ class DockerContainerizer:
             for done_id in [k for k, v in self._tasks.items() if v.done.is_set()]:
                 del self._tasks[done_id]
             if task_id in self._tasks:
-                record.reporter.fail(LaunchFailed(f"task '{task_id}' is already running on this agent",
-                                                  state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID))
+                record.reporter.fail(
+                    LaunchFailed(
+                        f"task '{task_id}' is already running on this agent",
+                        state=TaskState.TASK_ERROR,
+                        reason=REASON_TASK_INVALID,
+                    )
+                )
                 return
             self._tasks[task_id] = record
         self._spawn(lambda: self._run(record), f"docker-task-{task_id}", record)
@@ -692,8 +717,9 @@ class DockerContainerizer:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
                 removed += 1
-                log.info("removed orphaned container %s (cluster %s)", container.name,
-                         labels.get(LABEL_CLUSTER))
+                log.info(
+                    "removed orphaned container %s (cluster %s)", container.name, labels.get(LABEL_CLUSTER)
+                )
         return removed
 
     def shutdown(self) -> None:
@@ -787,8 +813,9 @@ class DockerContainerizer:
             fetch_uris(task.command.uris, sandbox)
         except FetchError as exc:
             raise LaunchFailed(str(exc)) from exc
-        self._ensure_image(client, kwargs["image"], bool(task.container.docker and
-                                                          task.container.docker.force_pull_image))
+        self._ensure_image(
+            client, kwargs["image"], bool(task.container.docker and task.container.docker.force_pull_image)
+        )
         with record.lock:
             if record.killed:
                 return None
@@ -797,6 +824,13 @@ class DockerContainerizer:
             container = client.containers.create(**kwargs)
         except docker.errors.APIError as exc:
             raise LaunchFailed(f"Failed to create docker container: {_api_error(exc)}") from exc
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            _remove(container)
+            raise LaunchFailed(f"Failed to run docker container: {_api_error(exc)}") from exc
+        # Only a started container is visible to kill(): a stop before start would be lost, and
+        # start would then run a task that was already reported killed.
         with record.lock:
             killed = record.killed
             if not killed:
@@ -804,11 +838,6 @@ class DockerContainerizer:
         if killed:
             _remove(container)
             return None
-        try:
-            container.start()
-        except docker.errors.APIError as exc:
-            _remove(container)
-            raise LaunchFailed(f"Failed to run docker container: {_api_error(exc)}") from exc
         self._wait_running(container)
         record.reporter.send(TaskState.TASK_RUNNING)
         self._start_health_check(record, container)
@@ -872,28 +901,35 @@ class DockerContainerizer:
                 healthy=False if by_health else None,
             )
         elif exit_code is None:
-            record.reporter.send(TaskState.TASK_FAILED, reason="REASON_COMMAND_EXECUTOR_FAILED",
-                                 message=f"Failed to get exit status of container: {wait_error}")
+            record.reporter.send(
+                TaskState.TASK_FAILED,
+                reason="REASON_COMMAND_EXECUTOR_FAILED",
+                message=f"Failed to get exit status of container: {wait_error}",
+            )
         elif oom:
-            record.reporter.send(TaskState.TASK_FAILED, reason="REASON_CONTAINER_LIMITATION_MEMORY",
-                                 message=f"Memory limit exceeded: container was OOM-killed "
-                                 f"(status {exit_code})")
+            record.reporter.send(
+                TaskState.TASK_FAILED,
+                reason="REASON_CONTAINER_LIMITATION_MEMORY",
+                message=f"Memory limit exceeded: container was OOM-killed (status {exit_code})",
+            )
         elif exit_code == 0:
             record.reporter.send(TaskState.TASK_FINISHED, message="Container exited with status 0")
         else:
             message = f"Container exited with status {exit_code}"
             if stderr_tail:
                 message += f"; last output lines:\n{stderr_tail}"
-            record.reporter.send(TaskState.TASK_FAILED, reason="REASON_COMMAND_EXECUTOR_FAILED",
-                                 message=message)
+            record.reporter.send(
+                TaskState.TASK_FAILED, reason="REASON_COMMAND_EXECUTOR_FAILED", message=message
+            )
 
     def _save_logs(self, record: _DockerTask, container: Container) -> str:
         """Append the container's log tail to the sandbox's stdout/stderr; return the last lines."""
         tail = ""
         for stream, filename in (("stdout", "stdout"), ("stderr", "stderr")):
             try:
-                data = container.logs(stdout=stream == "stdout", stderr=stream == "stderr",
-                                      tail=_LOG_TAIL_LINES)
+                data = container.logs(
+                    stdout=stream == "stdout", stderr=stream == "stderr", tail=_LOG_TAIL_LINES
+                )
             except docker.errors.DockerException:
                 continue
             if not isinstance(data, bytes):
@@ -914,8 +950,11 @@ class DockerContainerizer:
             checker, record.checker = record.checker, None
             container = record.container
             if container is None:
-                record.reporter.send(TaskState.TASK_KILLED, reason=REASON_KILLED_DURING_LAUNCH,
-                                     message="killed before the container started")
+                record.reporter.send(
+                    TaskState.TASK_KILLED,
+                    reason=REASON_KILLED_DURING_LAUNCH,
+                    message="killed before the container started",
+                )
                 return
             if record.stop_timeout_s is not None and timeout >= record.stop_timeout_s:
                 return  # a repeated kill may only shorten the escalation
@@ -945,8 +984,12 @@ class DockerContainerizer:
             with record.lock:
                 if record.killed:
                     return
-            record.reporter.send(TaskState.TASK_RUNNING, reason=REASON_HEALTH, healthy=report.healthy,
-                                 message=report.detail or None)
+            record.reporter.send(
+                TaskState.TASK_RUNNING,
+                reason=REASON_HEALTH,
+                healthy=report.healthy,
+                message=report.detail or None,
+            )
             if report.kill_task:
                 with record.lock:
                     record.killed_by_health = True
@@ -970,8 +1013,9 @@ class DockerContainerizer:
 
         def make(host: str, target_port: int) -> Probe:
             if check.type == "HTTP" and check.http is not None:
-                return http_probe(host, target_port, path=check.http.path or "/",
-                                  scheme=check.http.scheme or "http")
+                return http_probe(
+                    host, target_port, path=check.http.path or "/", scheme=check.http.scheme or "http"
+                )
             return tcp_probe(host, target_port)
 
         network = record.kwargs.get("network_mode", "host")

@@ -250,6 +250,25 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def kill_group_and_wait(pgid: int, timeout_s: float = 5.0) -> bool:
+    """SIGKILL a process group and wait until none of its members is left; False on timeout.
+
+    Run after a task's main process ended, so that its terminal update is sent only once nothing it
+    started is still running (children of a shell would otherwise outlive the reported end briefly).
+    """
+    _killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        time.sleep(0.01)
+    return False
+
+
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
         try:
@@ -322,12 +341,18 @@ def command_argv(command: CommandInfo) -> tuple[list[str], str | None]:
     shell = command.shell is None or command.shell
     if shell:
         if not command.value:
-            raise LaunchFailed("Shell specified but no command value provided", state=TaskState.TASK_ERROR,
-                               reason=REASON_TASK_INVALID)
+            raise LaunchFailed(
+                "Shell specified but no command value provided",
+                state=TaskState.TASK_ERROR,
+                reason=REASON_TASK_INVALID,
+            )
         return ["/bin/sh", "-c", command.value], None
     if not command.value:
-        raise LaunchFailed("Shell disabled but no executable path (CommandInfo.value) provided",
-                           state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID)
+        raise LaunchFailed(
+            "Shell disabled but no executable path (CommandInfo.value) provided",
+            state=TaskState.TASK_ERROR,
+            reason=REASON_TASK_INVALID,
+        )
     argv = list(command.arguments) or [command.value]
     return argv, command.value
 
@@ -405,8 +430,10 @@ class PidRegistry:
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(
-            "".join(f"{pgid} {start if start is not None else '-'} {task}\n"
-                    for pgid, (start, task) in self._entries.items())
+            "".join(
+                f"{pgid} {start if start is not None else '-'} {task}\n"
+                for pgid, (start, task) in self._entries.items()
+            )
         )
         os.replace(tmp, self._path)
 
@@ -500,8 +527,13 @@ class ProcessContainerizer:
             for done_id in [k for k, v in self._tasks.items() if v.done.is_set()]:
                 del self._tasks[done_id]
             if task_id in self._tasks:
-                record.reporter.fail(LaunchFailed(f"task '{task_id}' is already running on this agent",
-                                                  state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID))
+                record.reporter.fail(
+                    LaunchFailed(
+                        f"task '{task_id}' is already running on this agent",
+                        state=TaskState.TASK_ERROR,
+                        reason=REASON_TASK_INVALID,
+                    )
+                )
                 return
             self._tasks[task_id] = record
         self._spawn(self._launch, record, name=f"process-launch-{task_id}")
@@ -619,8 +651,11 @@ class ProcessContainerizer:
         if task.container is not None and task.container.mesos:
             raise LaunchFailed("containerizer process cannot run container images (ContainerInfo.mesos)")
         if task.command is None:
-            raise LaunchFailed("task has no CommandInfo (custom executors go to the executor host)",
-                               state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID)
+            raise LaunchFailed(
+                "task has no CommandInfo (custom executors go to the executor host)",
+                state=TaskState.TASK_ERROR,
+                reason=REASON_TASK_INVALID,
+            )
         command_argv(task.command)  # validates shell/value
         if task.health_check is not None:
             problem = validate_health_check(task.health_check)
@@ -644,8 +679,12 @@ class ProcessContainerizer:
             return
         probe: Probe
         if check.type == "HTTP" and check.http is not None:
-            probe = http_probe(self._health_host, check.http.port, path=check.http.path or "/",
-                               scheme=check.http.scheme or "http")
+            probe = http_probe(
+                self._health_host,
+                check.http.port,
+                path=check.http.path or "/",
+                scheme=check.http.scheme or "http",
+            )
         elif check.type == "TCP" and check.tcp is not None:
             probe = tcp_probe(self._health_host, check.tcp.port)
         else:
@@ -655,8 +694,9 @@ class ProcessContainerizer:
             env.update(command_environment(command))
 
             def probe(timeout_s: float) -> ProbeResult:
-                return run_host_command(command, cwd=record.request.sandbox, env=env, timeout_s=timeout_s,
-                                        user=record.user)
+                return run_host_command(
+                    command, cwd=record.request.sandbox, env=env, timeout_s=timeout_s, user=record.user
+                )
 
         def on_report(report: HealthReport) -> None:
             self._on_health(record, report)
@@ -672,8 +712,12 @@ class ProcessContainerizer:
         with record.lock:
             if record.killed:
                 return
-        record.reporter.send(TaskState.TASK_RUNNING, reason=REASON_HEALTH, healthy=report.healthy,
-                             message=report.detail or None)
+        record.reporter.send(
+            TaskState.TASK_RUNNING,
+            reason=REASON_HEALTH,
+            healthy=report.healthy,
+            message=report.detail or None,
+        )
         if report.kill_task:
             with record.lock:
                 record.killed_by_health = True
@@ -689,8 +733,11 @@ class ProcessContainerizer:
             checker, record.checker = record.checker, None
             if proc is None:
                 # Not started yet: answer at once; the launch thread sees ``killed`` and stops.
-                record.reporter.send(TaskState.TASK_KILLED, reason=REASON_KILLED_DURING_LAUNCH,
-                                     message="killed before the task started")
+                record.reporter.send(
+                    TaskState.TASK_KILLED,
+                    reason=REASON_KILLED_DURING_LAUNCH,
+                    message="killed before the task started",
+                )
                 return
             deadline = time.monotonic() + grace_s
             if not first and record.kill_deadline is not None and deadline >= record.kill_deadline:
@@ -709,7 +756,7 @@ class ProcessContainerizer:
 
     def _watch(self, record: _ProcessTask, proc: subprocess.Popen[bytes]) -> None:
         code = proc.wait()
-        _killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
+        kill_group_and_wait(proc.pid)  # leftovers of the task's process group
         self._pids.remove(proc.pid)
         with record.lock:
             timer, record.kill_timer = record.kill_timer, None
@@ -723,13 +770,17 @@ class ProcessContainerizer:
             checker.stop()
         how = describe_exit(code)
         if killed:
-            record.reporter.send(TaskState.TASK_KILLED, message=f"killed by request; command {how}",
-                                 healthy=False if by_health else None)
+            record.reporter.send(
+                TaskState.TASK_KILLED,
+                message=f"killed by request; command {how}",
+                healthy=False if by_health else None,
+            )
         elif code == 0:
             record.reporter.send(TaskState.TASK_FINISHED, message=f"Command {how}")
         else:
             tail = tail_text(record.request.sandbox / "stderr")
             message = f"Command {how}" + (f"; last stderr lines:\n{tail}" if tail else "")
-            record.reporter.send(TaskState.TASK_FAILED, reason="REASON_COMMAND_EXECUTOR_FAILED",
-                                 message=message)
+            record.reporter.send(
+                TaskState.TASK_FAILED, reason="REASON_COMMAND_EXECUTOR_FAILED", message=message
+            )
         record.done.set()

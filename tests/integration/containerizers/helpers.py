@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,15 @@ class StatusRecorder:
 
     def summary(self) -> list[tuple[str, str, str | None, bool | None, str | None]]:
         return [(s.task_id.value, s.state.value, s.reason, s.healthy, s.message) for s in self.statuses]
+
+
+def wait_for_file(path: Path, timeout_s: float = 30.0) -> None:
+    """Wait until a task signals readiness by creating ``path`` (so signals do not race its traps)."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout_s}s")
+        time.sleep(0.05)
 
 
 def resources(

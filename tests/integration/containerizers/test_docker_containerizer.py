@@ -30,7 +30,7 @@ from framework.model.proto import (
     TCPCheckInfo,
     Volume,
 )
-from tests.integration.containerizers.helpers import StatusRecorder, docker_task, request_for
+from tests.integration.containerizers.helpers import StatusRecorder, docker_task, request_for, wait_for_file
 
 pytestmark = pytest.mark.docker
 
@@ -105,10 +105,13 @@ def test_shell_false_keeps_the_entrypoint_and_appends_value_and_arguments(
 
 def test_kill_stops_a_cooperative_task_with_sigterm(containerizer, cluster_id, test_image, tmp_path):
     task = docker_task(
-        "coop", test_image, "trap 'exit 0' TERM; while true; do sleep 0.1; done", kill_grace_s=20
+        "coop",
+        test_image,
+        "trap 'exit 0' TERM; touch $MESOS_SANDBOX/ready; while true; do sleep 0.1; done",
+        kill_grace_s=20,
     )
-    recorder, _ = launch(containerizer, task, cluster_id, tmp_path)
-    recorder.wait_state(TaskState.TASK_RUNNING, "coop")
+    recorder, sandbox = launch(containerizer, task, cluster_id, tmp_path)
+    wait_for_file(sandbox / "ready")
     containerizer.kill("coop", 20)
     containerizer.kill("coop", 20)  # idempotent
     final = recorder.wait_terminal("coop")
@@ -118,9 +121,11 @@ def test_kill_stops_a_cooperative_task_with_sigterm(containerizer, cluster_id, t
 
 
 def test_kill_escalates_to_sigkill_after_the_grace_period(containerizer, cluster_id, test_image, tmp_path):
-    task = docker_task("stubborn", test_image, "trap '' TERM; while true; do sleep 0.1; done")
-    recorder, _ = launch(containerizer, task, cluster_id, tmp_path)
-    recorder.wait_state(TaskState.TASK_RUNNING, "stubborn")
+    task = docker_task(
+        "stubborn", test_image, "trap '' TERM; touch $MESOS_SANDBOX/ready; while true; do sleep 0.1; done"
+    )
+    recorder, sandbox = launch(containerizer, task, cluster_id, tmp_path)
+    wait_for_file(sandbox / "ready")
     containerizer.kill("stubborn", 1)
     final = recorder.wait_terminal("stubborn")
     assert final.state == TaskState.TASK_KILLED
@@ -367,14 +372,14 @@ def test_command_health_check_flips_healthy_and_then_unhealthy_kills(
         command=CommandInfo(value="test -f /tmp/ok"),
         delay_seconds=0,
         interval_seconds=0.2,
-        grace_period_seconds=0,
+        grace_period_seconds=20,  # ignores failures until the first success only
         timeout_seconds=5,
         consecutive_failures=2,
     )
     task = docker_task(
         "hc",
         test_image,
-        "touch /tmp/ok; sleep 1.5; rm /tmp/ok; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        "touch /tmp/ok; sleep 2; rm /tmp/ok; trap 'exit 0' TERM; while true; do sleep 0.1; done",
         health_check=check,
         kill_grace_s=2,
     )

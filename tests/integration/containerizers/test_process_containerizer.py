@@ -27,7 +27,7 @@ from framework.model.proto import (
     TaskState,
     TCPCheckInfo,
 )
-from tests.integration.containerizers.helpers import StatusRecorder, command_task, request_for
+from tests.integration.containerizers.helpers import StatusRecorder, command_task, request_for, wait_for_file
 from tests.integration.docker_engine import busybox_path
 
 
@@ -113,10 +113,9 @@ def test_kill_terminates_the_whole_process_group(pc, tmp_path):
 
 
 def test_kill_escalates_to_sigkill_for_a_command_ignoring_term(pc, tmp_path):
-    recorder, _ = launch(
-        pc, command_task("stubborn", "trap '' TERM; while true; do sleep 0.1; done"), tmp_path
-    )
-    recorder.wait_state(TaskState.TASK_RUNNING, "stubborn")
+    task = command_task("stubborn", "trap '' TERM; touch ready; while true; do sleep 0.1; done")
+    recorder, sandbox = launch(pc, task, tmp_path)
+    wait_for_file(sandbox / "ready")
     pc.kill("stubborn", 0.5)
     pc.kill("stubborn", 10)  # a later, longer grace does not extend the escalation
     final = recorder.wait_terminal("stubborn")
@@ -174,7 +173,7 @@ def test_command_health_check_turns_healthy_then_unhealthy_kills(pc, tmp_path):
         command=CommandInfo(value="test -f ok"),
         delay_seconds=0,
         interval_seconds=0.2,
-        grace_period_seconds=0,
+        grace_period_seconds=20,  # ignores failures until the first success only
         consecutive_failures=2,
         timeout_seconds=5,
     )
@@ -245,9 +244,9 @@ def test_shutdown_kills_every_task_and_reports_each_once(tmp_path):
     pc = ProcessContainerizer("proc-test", work_dir=tmp_path / "work", shutdown_grace_s=0.5)
     recorders = {}
     for name in ("a", "b"):
-        recorders[name], _ = launch(pc, command_task(name, "trap '' TERM; sleep 300"), tmp_path)
-    for name, rec in recorders.items():
-        rec.wait_state(TaskState.TASK_RUNNING, name)
+        recorders[name], _ = launch(pc, command_task(name, "trap '' TERM; touch ready; sleep 300"), tmp_path)
+    for name in recorders:
+        wait_for_file(tmp_path / "sandboxes" / name / "ready")
     pc.shutdown()
     for name, rec in recorders.items():
         assert rec.states(name)[-1] == TaskState.TASK_KILLED and rec.terminal_count(name) == 1
