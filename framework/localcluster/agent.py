@@ -23,7 +23,6 @@ drops them while the agent is partitioned, which is exactly how a network partit
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +142,7 @@ class Agent:
         self._tasks: dict[tuple[str, str], _Task] = {}
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._dead_frameworks: set[str] = set()
+        self._runs = 0
         self.registered = False
         self.stopped = False
 
@@ -222,7 +222,7 @@ class Agent:
             )
             task = _Task(fid, info, runner, executor_id=executor_id, custom_executor=custom, group=group)
             self._tasks[(fid, tid)] = task
-            sandbox = self._sandbox(fid, executor_id)
+            sandbox = self._sandbox(fid, executor_id, runner)
             request = LaunchRequest(
                 cluster_id=self.cluster_id,
                 framework_id=fid,
@@ -441,19 +441,20 @@ class Agent:
             self._executor_host = self._executor_host_factory(context)
         return self._executor_host
 
-    def _sandbox(self, framework_id: str, executor_id: str) -> Path:
-        path = (
-            self.work_dir
-            / "slaves"
-            / self.id
-            / "frameworks"
-            / framework_id
-            / "executors"
-            / executor_id
-            / "runs"
-            / str(uuid.uuid4())
+    def _sandbox(self, framework_id: str, executor_id: str, runner: Containerizer) -> Path:
+        """Mesos's layout: ``slaves/<agent>/frameworks/<fw>/executors/<executor>/runs/<n>``.
+
+        A containerizer that never touches the sandbox (``needs_sandbox = False``, the simulated one)
+        gets the path without the directories: with thousands of simulated tasks the mkdirs would
+        be most of the agent's work.
+        """
+        self._runs += 1
+        executor_dir = (
+            self.work_dir / "slaves" / self.id / "frameworks" / framework_id / "executors" / executor_id
         )
-        path.mkdir(parents=True, exist_ok=True)
+        path = executor_dir / "runs" / str(self._runs)
+        if getattr(runner, "needs_sandbox", True):
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def _environment(

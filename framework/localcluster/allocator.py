@@ -18,6 +18,7 @@ Every method takes ``now`` where time matters; nothing here reads a clock.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,7 +53,13 @@ class Allocation:
 class _Agent:
     total: Resources
     allocated: Resources = field(default_factory=Resources)
+    available: Resources = field(default_factory=Resources)
     active: bool = True
+    version: int = 0
+    """Bumped whenever ``available`` changes."""
+    idle: tuple[int, int, float] | None = None
+    """(agent version, candidates version, until): the last round found nothing to offer here, and
+    nothing can change that before ``until`` unless one of the versions moves."""
 
     @property
     def has_gpus(self) -> bool:
@@ -81,10 +88,12 @@ class Allocator:
         self._frameworks: dict[str, _Framework] = {}
         # (framework, role, agent) -> resources allocated (offered or used by tasks).
         self._allocations: dict[tuple[str, str, str], Resources] = {}
-        self._fw_role_alloc: dict[tuple[str, str], Resources] = {}
-        self._role_alloc: dict[str, Resources] = {}
+        # Scalar totals (thousandths) for the DRF shares; ranges play no part in them.
+        self._fw_role_alloc: dict[tuple[str, str], dict[str, int]] = {}
+        self._role_alloc: dict[str, dict[str, int]] = {}
         self._filters: dict[tuple[str, str, str], list[_Filter]] = {}
         self._total = Resources()
+        self._candidates_version = 0
         self._rng = random.Random(seed)  # noqa: S311 - load spreading, not security
 
     # --- agents ---------------------------------------------------------------------------------
@@ -92,7 +101,7 @@ class Allocator:
     def add_agent(self, agent_id: str, total: Resources) -> None:
         if agent_id in self._agents:
             raise ValueError(f"agent {agent_id} already known to the allocator")
-        self._agents[agent_id] = _Agent(total=total)
+        self._agents[agent_id] = _Agent(total=total, available=total)
         self._total = self._total + total
 
     def remove_agent(self, agent_id: str) -> None:
@@ -106,15 +115,16 @@ class Allocator:
             del self._filters[key]
 
     def set_agent_active(self, agent_id: str, active: bool) -> None:
-        if agent_id in self._agents:
-            self._agents[agent_id].active = active
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            agent.active = active
+            agent.version += 1
 
     def has_agent(self, agent_id: str) -> bool:
         return agent_id in self._agents
 
     def available(self, agent_id: str) -> Resources:
-        agent = self._agents[agent_id]
-        return agent.total - agent.allocated
+        return self._agents[agent_id].available
 
     # --- frameworks -----------------------------------------------------------------------------
 
@@ -130,6 +140,7 @@ class Allocator:
         self._frameworks[framework_id] = _Framework(
             roles=frozenset(roles), suppressed=set(suppressed), gpu_capable=gpu_capable, active=active
         )
+        self._candidates_version += 1
 
     def update_framework(
         self,
@@ -144,11 +155,13 @@ class Allocator:
         fw.roles = frozenset(roles)
         fw.suppressed = set(suppressed)
         fw.gpu_capable = gpu_capable
+        self._candidates_version += 1
         for key in [k for k in self._filters if k[0] == framework_id and k[1] not in fw.roles]:
             del self._filters[key]
 
     def remove_framework(self, framework_id: str) -> None:
         self._frameworks.pop(framework_id, None)
+        self._candidates_version += 1
         for key in [k for k in self._allocations if k[0] == framework_id]:
             self._release(key, self._allocations[key])
         for key in [k for k in self._filters if k[0] == framework_id]:
@@ -157,6 +170,7 @@ class Allocator:
     def set_framework_active(self, framework_id: str, active: bool) -> None:
         if framework_id in self._frameworks:
             self._frameworks[framework_id].active = active
+            self._candidates_version += 1
 
     def has_framework(self, framework_id: str) -> bool:
         return framework_id in self._frameworks
@@ -164,12 +178,14 @@ class Allocator:
     def suppress(self, framework_id: str, roles: Iterable[str]) -> None:
         fw = self._frameworks[framework_id]
         fw.suppressed |= set(roles)
+        self._candidates_version += 1
 
     def revive(self, framework_id: str, roles: Iterable[str]) -> None:
         """Un-suppress ``roles`` and drop every refusal filter the framework holds for them."""
         fw = self._frameworks[framework_id]
         roles = set(roles)
         fw.suppressed -= roles
+        self._candidates_version += 1
         for key in [k for k in self._filters if k[0] == framework_id and k[1] in roles]:
             del self._filters[key]
 
@@ -203,7 +219,13 @@ class Allocator:
             self._filters.setdefault(key, []).append(_Filter(resources, now + timeout))
 
     def allocate(self, now: float) -> list[Allocation]:
-        """One allocation round over every active agent."""
+        """One allocation round over every active agent.
+
+        An agent where the previous round found nothing to offer (nothing allocatable, or every
+        candidate filtered) is skipped cheaply until its resources, the set of candidates, or the
+        earliest relevant filter expiry changes, so an idle round over thousands of agents costs
+        little more than a loop over them.
+        """
         candidates = [
             (fid, role)
             for fid, fw in self._frameworks.items()
@@ -213,23 +235,37 @@ class Allocator:
         ]
         if not candidates:
             return []
+        candidates.sort(key=self._sort_key)
+        version = self._candidates_version
         agent_ids = [aid for aid, a in self._agents.items() if a.active]
         self._rng.shuffle(agent_ids)
         decisions: list[Allocation] = []
         for agent_id in agent_ids:
             agent = self._agents[agent_id]
-            available = agent.total - agent.allocated
-            if not _allocatable(available):
+            idle = agent.idle
+            if idle is not None and idle[0] == agent.version and idle[1] == version and now < idle[2]:
                 continue
-            for fid, role in sorted(candidates, key=self._sort_key):
-                fw = self._frameworks[fid]
-                if agent.has_gpus and not fw.gpu_capable:
+            available = agent.available
+            if not _allocatable(available):
+                agent.idle = (agent.version, version, math.inf)
+                continue
+            chosen: tuple[str, str] | None = None
+            retry_at = math.inf
+            for fid, role in candidates:
+                if agent.has_gpus and not self._frameworks[fid].gpu_capable:
                     continue
-                if self._filtered(fid, role, agent_id, available, now):
+                expiry = self._filter_expiry(fid, role, agent_id, available, now)
+                if expiry is not None:
+                    retry_at = min(retry_at, expiry)
                     continue
-                self._charge((fid, role, agent_id), available)
-                decisions.append(Allocation(fid, role, agent_id, available))
+                chosen = (fid, role)
                 break
+            if chosen is None:
+                agent.idle = (agent.version, version, retry_at)
+                continue
+            self._charge((chosen[0], chosen[1], agent_id), available)
+            decisions.append(Allocation(chosen[0], chosen[1], agent_id, available))
+            candidates.sort(key=self._sort_key)
         return decisions
 
     # --- inspection (state endpoint, tests) -----------------------------------------------------
@@ -248,14 +284,14 @@ class Allocator:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _share(self, alloc: Resources | None) -> float:
-        if alloc is None:
+    def _share(self, alloc: dict[str, int] | None) -> float:
+        if not alloc:
             return 0.0
         share = 0.0
         for name in _SHARE_RESOURCES:
             total = self._total.scalars.get(name, 0)
             if total > 0:
-                share = max(share, alloc.scalars.get(name, 0) / total)
+                share = max(share, alloc.get(name, 0) / total)
         return share
 
     def _sort_key(self, candidate: tuple[str, str]) -> tuple[float, float, str, str]:
@@ -267,26 +303,32 @@ class Allocator:
             role,
         )
 
-    def _filtered(self, fid: str, role: str, agent_id: str, available: Resources, now: float) -> bool:
+    def _filter_expiry(
+        self, fid: str, role: str, agent_id: str, available: Resources, now: float
+    ) -> float | None:
+        """When the filters that hold ``available`` back expire (None: not filtered)."""
         key = (fid, role, agent_id)
         filters = self._filters.get(key)
         if not filters:
-            return False
+            return None
         live = [f for f in filters if f.expires_at > now]
         if len(live) != len(filters):
             if live:
                 self._filters[key] = live
             else:
                 del self._filters[key]
-        return any(f.refused.contains(available) for f in live)
+        holding = [f.expires_at for f in live if f.refused.contains(available)]
+        return min(holding) if holding else None
 
     def _charge(self, key: tuple[str, str, str], resources: Resources) -> None:
         fid, role, agent_id = key
         self._allocations[key] = self._allocations.get(key, Resources()) + resources
-        self._fw_role_alloc[(fid, role)] = self._fw_role_alloc.get((fid, role), Resources()) + resources
-        self._role_alloc[role] = self._role_alloc.get(role, Resources()) + resources
+        _add_scalars(self._fw_role_alloc.setdefault((fid, role), {}), resources, +1)
+        _add_scalars(self._role_alloc.setdefault(role, {}), resources, +1)
         agent = self._agents[agent_id]
         agent.allocated = agent.allocated + resources
+        agent.available = agent.available - resources
+        agent.version += 1
 
     def _release(self, key: tuple[str, str, str], resources: Resources) -> None:
         fid, role, agent_id = key
@@ -295,20 +337,19 @@ class Allocator:
             self._allocations[key] = remaining
         else:
             del self._allocations[key]
-        fw_role = self._fw_role_alloc.get((fid, role), Resources()) - resources
-        if fw_role:
-            self._fw_role_alloc[(fid, role)] = fw_role
-        else:
-            self._fw_role_alloc.pop((fid, role), None)
-        role_alloc = self._role_alloc.get(role, Resources()) - resources
-        if role_alloc:
-            self._role_alloc[role] = role_alloc
-        else:
-            self._role_alloc.pop(role, None)
+        _add_scalars(self._fw_role_alloc.setdefault((fid, role), {}), resources, -1)
+        _add_scalars(self._role_alloc.setdefault(role, {}), resources, -1)
         agent = self._agents.get(agent_id)
         if agent is not None:
             agent.allocated = agent.allocated - resources
+            agent.available = agent.total - agent.allocated
+            agent.version += 1
 
 
 def _allocatable(available: Resources) -> bool:
     return available.scalars.get("cpus", 0) >= _MIN_CPUS or available.scalars.get("mem", 0) >= _MIN_MEM
+
+
+def _add_scalars(into: dict[str, int], resources: Resources, sign: int) -> None:
+    for name, value in resources.scalars.items():
+        into[name] = max(0, into.get(name, 0) + sign * value)

@@ -142,6 +142,10 @@ class Resources:
     # --- arithmetic -----------------------------------------------------------------------------
 
     def __add__(self, other: Resources) -> Resources:
+        if not other:
+            return self
+        if not self:
+            return other
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
             scalars[k] = scalars.get(k, 0) + v
@@ -152,6 +156,8 @@ class Resources:
 
     def __sub__(self, other: Resources) -> Resources:
         """Remove ``other`` (scalars never go below zero; callers check ``contains`` first)."""
+        if not other or not self:
+            return self
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
             scalars[k] = max(0, scalars.get(k, 0) - v)
