@@ -1021,14 +1021,19 @@ class DockerContainerizer:
         network = record.kwargs.get("network_mode", "host")
         if network == "host":
             return make(self._health_host, port)
+        # Mesos checks 127.0.0.1:<port> inside the container's network namespace. That needs root;
+        # without it the mapped host port is the fallback (docker-proxy accepts connections for a
+        # port nobody listens on yet, so a TCP check through it is weaker).
+        pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+        if os.geteuid() == 0 and pid > 0:
+            return _in_netns(pid, make("127.0.0.1", port))
         ports: dict[str, int] = record.kwargs.get("ports", {})
         host_port = ports.get(f"{port}/tcp")
         if host_port is not None:
             return make(self._health_host, host_port)
-        pid = int(container.attrs.get("State", {}).get("Pid") or 0)
-        if pid <= 0:
-            return lambda _timeout: ProbeResult(False, "container has no process to health-check")
-        return _in_netns(pid, make("127.0.0.1", port))
+        return lambda _timeout: ProbeResult(
+            False, f"cannot reach port {port} of a {network} container: not root and no port mapping"
+        )
 
 
 def _exec_probe(container: Container, command: CommandInfo) -> Probe:
@@ -1042,13 +1047,25 @@ def _exec_probe(container: Container, command: CommandInfo) -> Probe:
     env = {v.name: v.value or "" for v in command.environment.variables} if command.environment else None
 
     def probe(timeout_s: float) -> ProbeResult:
+        # The low-level calls, not exec_run: exec_run without attached output returns before the
+        # command ends (exit code None), and we need the real exit code.
+        api = container.client.api
         try:
-            result = container.exec_run(argv, environment=env, stdout=False, stderr=False)
+            exec_id = api.exec_create(container.id, argv, environment=env, stdout=True, stderr=True)["Id"]
+            output = api.exec_start(exec_id)  # attached: returns when the command's output ends
+            deadline = time.monotonic() + min(timeout_s, 5.0)
+            info = api.exec_inspect(exec_id)
+            while info.get("Running") and time.monotonic() < deadline:
+                time.sleep(0.02)
+                info = api.exec_inspect(exec_id)
         except docker.errors.DockerException as exc:
             return ProbeResult(False, f"docker exec failed: {exc}")
-        if result.exit_code == 0:
+        code = info.get("ExitCode")
+        if code == 0:
             return ProbeResult(True, "command exited with status 0")
-        return ProbeResult(False, f"command health check exited with status {result.exit_code}")
+        tail = output.decode("utf-8", "replace").strip()[-200:] if isinstance(output, bytes) else ""
+        detail = f"command health check exited with status {code}" + (f": {tail}" if tail else "")
+        return ProbeResult(False, detail)
 
     return probe
 

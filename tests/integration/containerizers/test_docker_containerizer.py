@@ -388,7 +388,7 @@ def test_command_health_check_flips_healthy_and_then_unhealthy_kills(
     assert final.state == TaskState.TASK_KILLED
     assert final.healthy is False
     health = [s.healthy for s in recorder.statuses if s.reason == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"]
-    assert health[0] is True and health[-2:] == [False, False]
+    assert health[0] is True and health[-2:] == [False, False], recorder.summary()
 
 
 def test_memory_limit_oom_is_reported_as_a_memory_limitation(containerizer, cluster_id, test_image, tmp_path):

@@ -187,7 +187,7 @@ def test_command_health_check_turns_healthy_then_unhealthy_kills(pc, tmp_path):
     final = recorder.wait_terminal("hc")
     assert final.state == TaskState.TASK_KILLED and final.healthy is False
     health = [s.healthy for s in recorder.statuses if s.reason == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"]
-    assert health[0] is True and health[-2:] == [False, False]
+    assert health[0] is True and health[-2:] == [False, False], recorder.summary()
 
 
 @pytest.mark.parametrize("kind", ["HTTP", "TCP"])
