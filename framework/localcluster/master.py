@@ -23,6 +23,7 @@ import binascii
 import heapq
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -400,10 +401,28 @@ def validate_id(value: str) -> str | None:
     return None
 
 
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/\s]*=*\s*")
+
+
+def base64_error(text: str) -> str | None:
+    """Mesos's base64 reading of ``bytes`` fields: standard alphabet, whitespace ignored, anything
+    after the first ``=`` ignored, padding optional; the URL-safe ``-`` and ``_`` are refused."""
+    if _BASE64_TEXT.fullmatch(text) is None:
+        return "Failed to decode base64"
+    return None
+
+
+def _decode_base64(text: str) -> bytes:
+    data = "".join(text.split("=", 1)[0].split())
+    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+
+
 def _uuid_bytes_error(text: str) -> str | None:
     """``id::UUID::fromBytes`` on the base64 text: 16 bytes with a known version, else an error."""
+    if base64_error(text) is not None:
+        return "Not a valid UUID"
     try:
-        raw = base64.b64decode(text.split("=", 1)[0] + "=" * (-len(text.split("=", 1)[0]) % 4))
+        raw = _decode_base64(text)
     except (binascii.Error, ValueError):
         return "Not a valid UUID"
     if len(raw) != 16 or not 1 <= (raw[6] >> 4) <= 5:
@@ -442,6 +461,8 @@ def validate_call(call: SchedulerCall) -> str | None:
         return "Expecting 'request' to be present"
     if call.type == "ACKNOWLEDGE" and call.acknowledge is not None:
         return _uuid_bytes_error(call.acknowledge.uuid)
+    if call.type == "MESSAGE" and call.message is not None and base64_error(call.message.data) is not None:
+        return "Failed to decode base64 in 'message.data'"
     if call.type == "ACKNOWLEDGE_OPERATION_STATUS" and call.acknowledge_operation_status is not None:
         error = _uuid_bytes_error(call.acknowledge_operation_status.uuid)
         if error is not None:
@@ -1805,9 +1826,7 @@ class Master:
                 "path": "/" + record.pid_path,
             }
         )
-        executor_ids = tuple(
-            ExecutorID(eid) for (aid, fid, eid) in self.executors if aid == agent.id and fid == fw.id
-        )
+        executor_ids = tuple(ExecutorID(eid) for (fid, eid) in agent.executors if fid == fw.id)
         offer = Offer(
             id=OfferID(offer_id),
             framework_id=FrameworkID(fw.id),
@@ -1895,12 +1914,17 @@ class Master:
     def _add_executor(self, agent: _Agent, fid: str, executor: ExecutorInfo, role: str) -> None:
         key = (agent.id, fid, executor.executor_id.value)
         resources = Resources.parse(executor.resources, role)
-        self.executors[key] = _Executor(executor, agent.id, fid, role, resources)
+        entry = _Executor(executor, agent.id, fid, role, resources)
+        self.executors[key] = entry
+        agent.executors[(fid, executor.executor_id.value)] = entry
 
     def _remove_executor(self, key: tuple[str, str, str]) -> None:
         executor = self.executors.pop(key, None)
         if executor is None:
             return
+        agent = self.agents.get(executor.agent_id)
+        if agent is not None:
+            agent.executors.pop((executor.framework_id, key[2]), None)
         if self.allocator.has_agent(executor.agent_id):
             self.allocator.recover(
                 executor.framework_id, executor.role, executor.agent_id, executor.resources, now=0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 from typing import Any
@@ -33,6 +34,7 @@ from framework.mesos.wire import (
     ReconcileTask,
     SchedulerCall,
     SchedulerEvent,
+    SchedulerMessage,
     Subscribe,
     UpdateFramework,
 )
@@ -180,6 +182,35 @@ def agent_status(tid: str, state: TaskState, uuid: str = UUID_A) -> TaskStatus:
 )
 def test_stateless_call_validation(call: SchedulerCall, error: str) -> None:
     assert validate_call(call) == error
+
+
+@pytest.mark.parametrize(
+    ("uuid_text", "valid"),
+    [
+        (UUID_A, True),
+        (UUID_A.rstrip("="), True),  # padding is optional
+        (" " + UUID_A, True),  # whitespace is ignored
+        ("gKVpwESNT4m_ehj-buITXQ==", False),  # URL-safe alphabet (gKVpwESNT4m/ehj+buITXQ== is fine)
+        ("aGVsbG8=", False),  # 5 bytes
+        (base64.b64encode(b"\0" * 16).decode(), False),  # 16 bytes but no UUID version
+    ],
+)
+def test_acknowledge_uuid_must_be_16_bytes_of_standard_base64(uuid_text: str, valid: bool) -> None:
+    call = SchedulerCall(
+        type="ACKNOWLEDGE",
+        framework_id=FrameworkID("f"),
+        acknowledge=Acknowledge(agent_id=AgentID("a"), task_id=TaskID("t"), uuid=uuid_text),
+    )
+    assert (validate_call(call) is None) is valid
+
+
+def test_message_data_must_be_standard_base64() -> None:
+    def message(data: str) -> SchedulerCall:
+        body = SchedulerMessage(agent_id=AgentID("a"), executor_id=ExecutorID("e"), data=data)
+        return SchedulerCall(type="MESSAGE", framework_id=FrameworkID("f"), message=body)
+
+    assert validate_call(message("aGk=")) is None
+    assert validate_call(message("a-b_")) == "Failed to decode base64 in 'message.data'"
 
 
 def test_revive_suppress_teardown_need_no_body() -> None:
