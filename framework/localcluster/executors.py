@@ -129,6 +129,8 @@ class _Task:
     """The executor has shown it knows the task (an update, or listed at re-SUBSCRIBE)."""
     launched: bool = False
     terminal: bool = False
+    terminal_uuid: str | None = None
+    """uuid of the task's terminal update; once that is acknowledged the task is forgotten."""
     forwarded: set[str] = field(default_factory=set)
 
 
@@ -360,18 +362,14 @@ class ExecutorHost:
                 return
             if not entry.launched:
                 # Still queued for an executor that has not subscribed: answer at once.
-                entry.terminal = True
-                outbox.append(
-                    (
-                        entry.sink,
-                        _agent_status(
-                            entry.request,
-                            TaskState.TASK_KILLED,
-                            REASON_KILLED_DURING_LAUNCH,
-                            "killed before the executor received the task",
-                        ),
-                    )
+                status = _agent_status(
+                    entry.request,
+                    TaskState.TASK_KILLED,
+                    REASON_KILLED_DURING_LAUNCH,
+                    "killed before the executor received the task",
                 )
+                entry.terminal, entry.terminal_uuid = True, status.uuid
+                outbox.append((entry.sink, status))
                 if not executor.subscribed_once and all(t.terminal for t in executor.tasks.values()):
                     self._begin_shutdown(executor)  # an executor started for nothing: stop it
             else:
@@ -386,15 +384,19 @@ class ExecutorHost:
             found = self._find_task(task_id)
             if found is None:
                 return
-            executor, _entry = found
+            executor, entry = found
             executor.acked[status_uuid] = task_id
             while len(executor.acked) > _ACKED_MEMORY:
                 executor.acked.pop(next(iter(executor.acked)))
-            executor.send(
-                ExecutorEvent(
-                    type="ACKNOWLEDGED", acknowledged=Acknowledged(task_id=TaskID(task_id), uuid=status_uuid)
-                )
-            )
+            if status_uuid in entry.forwarded:  # updates the agent made are not the executor's business
+                ack = Acknowledged(task_id=TaskID(task_id), uuid=status_uuid)
+                executor.send(ExecutorEvent(type="ACKNOWLEDGED", acknowledged=ack))
+            if entry.terminal and entry.terminal_uuid == status_uuid:
+                # The task's update stream is complete: forget it. An update the executor re-sends
+                # after a reconnect is acknowledged again from ``executor.acked``.
+                del executor.tasks[task_id]
+                if self._task_index.get(task_id) == executor.key:
+                    del self._task_index[task_id]
 
     def cleanup_orphans(self, *, all_local_clusters: bool = False) -> int:
         """Kill executor process groups left by an earlier, gone run of this cluster (or of any)."""
@@ -833,7 +835,7 @@ class ExecutorHost:
             return None
         entry.forwarded.add(status.uuid)
         if status.state.is_terminal:
-            entry.terminal = True
+            entry.terminal, entry.terminal_uuid = True, status.uuid
         stamped = msgspec.structs.replace(
             status,
             agent_id=status.agent_id or AgentID(executor.agent_id),
