@@ -20,7 +20,6 @@ from framework.model.proto import TaskState, TaskStatus
 __all__ = ["render_metrics", "render_state"]
 
 
-
 def _to_builtins(value: Any) -> Any:
     """JSON-ready builtins of a proto struct (through JSON, so ``msgspec.Raw`` parts survive)."""
     return msgspec.json.decode(msgspec.json.encode(value))
