@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -110,6 +111,8 @@ MIN_CPU_CFS_QUOTA_US = 1_000
 MIN_MEMORY_BYTES = 32 * 1024 * 1024
 MIB = 1024 * 1024
 
+_MIN_API_VERSION = "1.24"
+"""Oldest Engine API the negotiation request is sent with (every engine since 1.12 answers it)."""
 _LOG_TAIL_LINES = 2000
 _MESSAGE_TAIL_LINES = 10
 
@@ -647,9 +650,7 @@ class DockerContainerizer:
                     elif self._client_arg is not None:
                         self._client = self._client_arg()
                     else:
-                        self._client = docker.DockerClient(
-                            base_url=self._docker_host, timeout=int(self._api_timeout_s), max_pool_size=64
-                        )
+                        self._client = _connect(self._docker_host, self._api_timeout_s)
                 except docker.errors.DockerException as exc:
                     raise LaunchFailed(
                         f"cannot reach the Docker daemon at {self._docker_host}: {exc}"
@@ -1034,6 +1035,29 @@ class DockerContainerizer:
         return lambda _timeout: ProbeResult(
             False, f"cannot reach port {port} of a {network} container: not root and no port mapping"
         )
+
+
+def _connect(base_url: str, timeout_s: float) -> docker.DockerClient:
+    """A client speaking the daemon's API version, negotiated with a throwaway client.
+
+    ``DockerClient(version="auto")`` negotiates in its constructor and, when the daemon is down,
+    leaks the socket of the failed attempt; this way every client made is closed on failure.
+    """
+    if base_url.startswith(("unix://", "/")):
+        # docker's unix-socket transport leaks its socket when connect() fails: try it ourselves first.
+        path = base_url.removeprefix("unix://")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            try:
+                sock.connect(path)
+            except OSError as exc:
+                raise docker.errors.DockerException(f"cannot connect to {path}: {exc}") from exc
+    probe = docker.DockerClient(base_url=base_url, version=_MIN_API_VERSION, timeout=int(timeout_s))
+    try:
+        version = str(probe.version()["ApiVersion"])
+    finally:
+        probe.close()
+    return docker.DockerClient(base_url=base_url, version=version, timeout=int(timeout_s), max_pool_size=64)
 
 
 def _exec_probe(container: Container, command: CommandInfo) -> Probe:

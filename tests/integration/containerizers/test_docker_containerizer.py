@@ -465,7 +465,7 @@ def test_containers_of_an_instance_of_this_process_that_is_gone_are_orphans(
 def test_shutdown_kills_everything_and_reports_each_task_once(
     cluster_id, docker_client, test_image, tmp_path
 ):
-    dc = DockerContainerizer(cluster_id, client=docker_client)
+    dc = DockerContainerizer(cluster_id)  # its own client, negotiated from DOCKER_HOST or the default socket
     recorders = {}
     for name in ("s1", "s2"):
         recorders[name], _ = launch(dc, docker_task(name, test_image, "sleep 60"), cluster_id, tmp_path)

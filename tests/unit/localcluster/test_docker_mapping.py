@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -411,3 +412,35 @@ def test_container_names_are_docker_safe() -> None:
     name = container_name_for("a1/S0", "squid:1 @ site", "abcd1234")
     assert name == "mesos-a1_S0-squid_1___site-abcd1234"
     assert container_name_for("A", "t").startswith("mesos-A-t-")
+
+
+def test_an_unreachable_docker_daemon_fails_the_task_with_a_clear_message(tmp_path: Path) -> None:
+    from framework.localcluster.containerizers.docker import DockerContainerizer
+    from framework.model.proto import TaskStatus
+
+    statuses: list[TaskStatus] = []
+    done = threading.Event()
+
+    def sink(status: TaskStatus) -> None:
+        statuses.append(status)
+        if status.state.is_terminal:
+            done.set()
+
+    containerizer = DockerContainerizer("c1", docker_host=f"unix://{tmp_path}/no-docker.sock")
+    try:
+        request = LaunchRequest(
+            cluster_id="c1",
+            framework_id="F1",
+            agent_id="A1",
+            agent_hostname="h",
+            task=task(),
+            sandbox=tmp_path / "sandbox",
+        )
+        containerizer.launch(request, sink)
+        assert done.wait(30)
+        assert containerizer.cleanup_orphans() == 0
+    finally:
+        containerizer.shutdown()
+    (final,) = statuses
+    assert final.state == TaskState.TASK_FAILED and final.reason == "REASON_CONTAINER_LAUNCH_FAILED"
+    assert "cannot reach the Docker daemon" in (final.message or "")
