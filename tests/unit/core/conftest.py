@@ -21,6 +21,7 @@ from framework.model.events import (
 from framework.model.operations import Launch, Operation
 from framework.model.proto import Offer, TaskState
 from framework.model.tasks import TaskId
+from framework.model.tasks import counts_toward_desired as counts
 from framework.testing.builders import make_config, make_status
 
 _T = TypeVar("_T")
@@ -106,6 +107,13 @@ class Harness:
 
     def task_ids(self, service: str) -> list[TaskId]:
         return sorted(t for t, r in self.state.tasks.items() if r.service == service)
+
+    def slot(self, service: str, slot: int) -> TaskId:
+        """The ID of the task holding ``slot`` of ``service`` (exactly one must)."""
+        (task_id,) = [
+            t for t, r in self.state.tasks.items() if (r.service, r.slot) == (service, slot) and counts(r)
+        ]
+        return task_id
 
     def run_all(self, service: str, **fields: Any) -> None:
         """Report every task of ``service`` that has not started yet as RUNNING."""
