@@ -583,7 +583,7 @@ class _DockerTask:
     def __init__(self, request: LaunchRequest, reporter: TaskReporter) -> None:
         self.request = request
         self.reporter = reporter
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.container: Container | None = None
         self.killed = False
         self.killed_by_health = False
@@ -699,8 +699,8 @@ class DockerContainerizer:
         """
         try:
             containers = self.client.containers.list(all=True, filters={"label": LABEL_CLUSTER})
-        except (LaunchFailed, docker.errors.DockerException):
-            log.exception("cannot list containers for orphan cleanup")
+        except (LaunchFailed, docker.errors.DockerException) as exc:
+            log.warning("cannot list containers for orphan cleanup: %s", exc)
             return 0
         removed = 0
         for container in containers:

@@ -97,7 +97,7 @@ class TaskReporter:
     def __init__(self, request: LaunchRequest, sink: StatusSink) -> None:
         self._request = request
         self._sink = sink
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a sink may call kill(), which reports
         self._terminal = False
 
     @property
@@ -475,7 +475,7 @@ class _ProcessTask:
     def __init__(self, request: LaunchRequest, reporter: TaskReporter) -> None:
         self.request = request
         self.reporter = reporter
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.proc: subprocess.Popen[bytes] | None = None
         self.killed = False
         self.killed_by_health = False

@@ -251,3 +251,19 @@ def test_shutdown_kills_every_task_and_reports_each_once(tmp_path):
     for name, rec in recorders.items():
         assert rec.states(name)[-1] == TaskState.TASK_KILLED and rec.terminal_count(name) == 1
         assert processes_in(tmp_path / "sandboxes" / name) == []
+
+
+def test_a_sink_may_kill_the_task_from_inside_a_report(pc, tmp_path):
+    recorder = StatusRecorder()
+
+    def sink(status):
+        recorder(status)
+        if status.state == TaskState.TASK_STARTING:
+            pc.kill("reentrant", 0)  # on the reporting thread: must not deadlock
+
+    sandbox = tmp_path / "sandboxes" / "reentrant"
+    pc.launch(request_for(command_task("reentrant", "sleep 300"), "proc-test", sandbox), sink)
+    assert recorder.wait_terminal("reentrant").state == TaskState.TASK_KILLED
+    pc.shutdown()
+    assert recorder.terminal_count("reentrant") == 1
+    assert processes_in(sandbox) == []
