@@ -70,6 +70,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_local_cluster(args: argparse.Namespace) -> int:
+    """Run the embedded single-host Mesos-compatible cluster until interrupted."""
+    _setup_logging(args.log_level)
+    from framework.localcluster.cluster import main_local_cluster  # noqa: PLC0415 - heavy, optional
+
+    return main_local_cluster(args)
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -80,6 +88,7 @@ def _setup_logging(level: str) -> None:
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "validate": _cmd_validate,
     "run": _cmd_run,
+    "local-cluster": _cmd_local_cluster,
 }
 """Sub-command name -> implementation."""
 
@@ -109,6 +118,27 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="logging threshold (default: info)",
     )
+    local = sub.add_parser(
+        "local-cluster",
+        help="run the embedded single-host Mesos-compatible cluster (a master and N agents)",
+        description="A master plus N agents in one process, speaking the Mesos v1 HTTP APIs and "
+        "running tasks as Docker containers, local processes, or nothing at all (simulated).",
+    )
+    # None means "not given", so a flag can be told apart from the cluster file's value.
+    local.add_argument(
+        "--listen", default=None, metavar="HOST:PORT", help="master address (default 127.0.0.1:5050)"
+    )
+    local.add_argument("--agents", type=int, default=None, metavar="N", help="number of agents (default 3)")
+    local.add_argument(
+        "--containerizer",
+        default=None,
+        choices=("docker", "process", "simulated"),
+        help="what runs tasks (default docker)",
+    )
+    local.add_argument(
+        "--config", default=None, metavar="FILE", help="a cluster file: agents, resources, timings"
+    )
+    local.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS)
     missing = set(sub.choices) ^ set(COMMANDS)
     assert not missing, f"sub-commands without a parser or an implementation: {missing}"
     return parser

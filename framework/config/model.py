@@ -53,6 +53,7 @@ __all__ = [
     "FrameworkConfig",
     "HealthCheckConfig",
     "HeartbeatConfig",
+    "LocalClusterConfig",
     "MaxPerConstraint",
     "OffersConfig",
     "PortMappingConfig",
@@ -251,6 +252,24 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LocalClusterConfig:
+    """The embedded single-host cluster that ``master: local`` starts inside the Steward process."""
+
+    agents: Annotated[int, at_least(1), at_most(64)] = 3
+    """How many agents (``agent-1``, ``agent-2``, ...) the embedded cluster runs on this host."""
+    containerizer: Literal["docker", "process", "simulated"] = "docker"
+    """What runs the tasks: real Docker containers, local processes, or nothing (scale tests)."""
+    listen: Annotated[str, _address_check(allow_port_zero=True)] = "127.0.0.1:5050"
+    """``host:port`` of the embedded master; port 0 picks a free port."""
+    config: LocalPath | None = None
+    """A cluster file (agents' resources, attributes, timings) instead of ``agents``."""
+
+    def _cross_check(self) -> Iterator[Problem]:
+        if self.config is not None and self.agents != 3:
+            yield Problem(("agents",), "set either agents or a cluster file (config), not both")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameworkConfig:
     """Who Steward is to Mesos and how it connects, persists and serves."""
 
@@ -277,6 +296,9 @@ class FrameworkConfig:
     offers: OffersConfig = field(default_factory=OffersConfig)
     """Offer handling: decline filters and revive pacing."""
     api: ApiConfig = field(default_factory=ApiConfig)
+    """The operator HTTP API."""
+    local_cluster: LocalClusterConfig = field(default_factory=LocalClusterConfig)
+    """Used only with ``master: local``."""
     """The operator HTTP API."""
     allow_privileged: Annotated[tuple[str, ...], unique_items] = ()
     """Services (by name) that may run privileged containers besides kind ``cvmfs``."""

@@ -14,6 +14,7 @@ after every subscription, and acknowledges updates that carry a uuid.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import socket
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from framework.config import Config, read_secret
 from framework.config.model import FileStoreConfig
@@ -38,6 +40,9 @@ from framework.model.proto import (
     TaskStatus,
 )
 from framework.store.file import FileStore
+
+if TYPE_CHECKING:
+    from framework.localcluster.cluster import LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +157,9 @@ class Runtime:
     scheduler: StewardScheduler
     driver: SchedulerDriver
 
+    embedded: LocalCluster | None = None
+    """The embedded cluster started for ``master: local``; stopped (with its tasks) on close."""
+
     def stop(self) -> None:
         self.driver.stop()
 
@@ -159,22 +167,52 @@ class Runtime:
         self.driver.stop()
         self.transport.close()
         self.detector.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def start_embedded_cluster(config: Config) -> LocalCluster:
+    """Start the single-host cluster ``master: local`` names, as ``steward local-cluster`` would."""
+    from framework.localcluster.cluster import LocalCluster  # noqa: PLC0415 - only for master: local
+    from framework.localcluster.config import ClusterConfig, load_cluster_config  # noqa: PLC0415
+
+    local = config.framework.local_cluster
+    if local.config is not None:
+        cluster_config = dataclasses.replace(load_cluster_config(local.config), listen=local.listen)
+    else:
+        cluster_config = ClusterConfig(
+            listen=local.listen, agent_count=local.agents, containerizer=local.containerizer
+        )
+    try:
+        cluster = LocalCluster(cluster_config).start()
+    except OSError as exc:
+        raise StartupError(f"framework.local_cluster: cannot start the embedded cluster: {exc}") from exc
+    log.info(
+        "embedded cluster %s: master at %s, %d agent(s) with the %s containerizer",
+        cluster.cluster_id,
+        cluster.url,
+        len(cluster.agent_ids),
+        cluster_config.containerizer,
+    )
+    return cluster
 
 
 def start_runtime(config: Config, master: str | None = None) -> Runtime:
     """Build and start every piece; raises StartupError for what the operator must fix."""
     master = master or config.framework.master
-    if master == "local":
-        raise StartupError(
-            "master 'local' (the embedded single-host cluster) is not available yet; "
-            "point --master at a Mesos master (http://host:5050 or zk://host:2181/mesos)"
-        )
+    embedded = start_embedded_cluster(config) if master == "local" else None
     try:
-        detector = make_detector(master)
+        detector = make_detector(embedded.url if embedded is not None else master)
+        store = open_store(config)
+        transport = make_transport(config)
     except ValueError as exc:
+        if embedded is not None:
+            embedded.stop()
         raise StartupError(f"framework.master: {exc}") from exc
-    store = open_store(config)
-    transport = make_transport(config)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
     framework_id = store.framework_id()
     scheduler = StewardScheduler(config, store)
     driver = SchedulerDriver(
@@ -193,7 +231,7 @@ def start_runtime(config: Config, master: str | None = None) -> Runtime:
         master,
     )
     driver.start()
-    return Runtime(config, store, detector, transport, scheduler, driver)
+    return Runtime(config, store, detector, transport, scheduler, driver, embedded)
 
 
 def run_framework(config: Config, master: str | None = None) -> int:

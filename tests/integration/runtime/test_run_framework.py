@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from framework.cli import main
 from framework.config import parse_config
@@ -168,10 +171,32 @@ def test_the_principal_secret_is_sent_but_never_logged(server, started, tmp_path
     assert "s3cr3t-value" not in caplog.text
 
 
-def test_the_embedded_cluster_is_refused_until_it_exists(tmp_path):
-    config = parse_config(site(tmp_path, "local"), "site.yaml")
-    with pytest.raises(StartupError, match="embedded"):
-        start_runtime(config)
+def test_master_local_runs_against_an_embedded_cluster_and_stops_it(tmp_path):
+    extra = "  local_cluster: {agents: 2, containerizer: simulated, listen: 127.0.0.1:0}"
+    config = parse_config(site(tmp_path, "local", extra), "site.yaml")
+    runtime = start_runtime(config)
+    try:
+        assert runtime.embedded is not None
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and runtime.store.framework_id() is None:
+            time.sleep(0.05)
+        framework_id = runtime.store.framework_id()
+        assert framework_id is not None
+        state = runtime.embedded.state()
+        (framework,) = [f for f in state["frameworks"] if f["id"] == framework_id]
+        assert framework["name"] == "test-site"
+        assert len(state["slaves"]) == 2
+    finally:
+        runtime.close()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(runtime.embedded.url + "/health", timeout=2)
+
+
+def test_a_bad_master_is_a_startup_error_naming_the_setting(tmp_path):
+    config = parse_config(site(tmp_path, "http://127.0.0.1:1"), "site.yaml")
+    bad = dataclasses.replace(config, framework=dataclasses.replace(config.framework, master="ftp://x"))
+    with pytest.raises(StartupError, match=r"framework\.master"):
+        start_runtime(bad)
 
 
 def test_steward_run_stops_cleanly_on_sigterm(server, tmp_path):
