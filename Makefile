@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the test suite uses: a real ZooKeeper for master detection.
-TEST_DEBS := zookeeper
+# Debian packages the test suite uses: a real ZooKeeper (master detection), Docker (containerizers,
+# images), debootstrap (local base images), static busybox (the containerizer tests' tiny image).
+TEST_DEBS := zookeeper docker.io debootstrap busybox-static
 PYTEST_ARGS ?=
 
 .PHONY: all venv test lint typecheck unit bench run clean
@@ -31,6 +32,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP)
 	deploy/scripts/ensure-debian-packages.sh $(TEST_DEBS)
+	deploy/scripts/ensure-dockerd.sh
 	$(MAKE) lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -42,6 +44,8 @@ bench: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/steward run --config examples/local-demo.yaml
+
+include deploy/images/images.mk
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache
