@@ -163,6 +163,8 @@ class _Executor:
     container_id: str
     sandbox: Path
     extra_env: tuple[tuple[str, str], ...]
+    default_shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    """The host's grace when ExecutorInfo.shutdown_grace_period is unset (the agent flag)."""
     state: str = "launching"  # launching -> registering -> running -> (terminating) -> terminated
     proc: subprocess.Popen[bytes] | None = None
     subscribed_once: bool = False
@@ -187,7 +189,7 @@ class _Executor:
     def shutdown_grace_s(self) -> float:
         if self.info.shutdown_grace_period is not None:
             return max(0.0, self.info.shutdown_grace_period.seconds)
-        return DEFAULT_SHUTDOWN_GRACE_S
+        return self.default_shutdown_grace_s
 
     def send(self, event: ExecutorEvent, *, queue_if_disconnected: bool = True) -> bool:
         if self.stream is not None and not self.stream.closed.is_set():
@@ -481,6 +483,7 @@ class ExecutorHost:
             container_id=container_id,
             sandbox=sandbox,
             extra_env=request.extra_env,
+            default_shutdown_grace_s=self._default_shutdown_grace_s,
         )
 
     def _start_executor(self, executor: _Executor) -> None:
@@ -566,11 +569,7 @@ class ExecutorHost:
             "MESOS_SLAVE_ID": executor.agent_id,
             "MESOS_AGENT_ID": executor.agent_id,
             "MESOS_HTTP_COMMAND_EXECUTOR": "0",
-            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(
-                executor.shutdown_grace_s
-                if executor.info.shutdown_grace_period is not None
-                else self._default_shutdown_grace_s
-            ),
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(executor.shutdown_grace_s),
         }
         if executor.checkpoint:  # Mesos sets these only for checkpointing frameworks
             env["MESOS_RECOVERY_TIMEOUT"] = self._recovery_timeout

@@ -373,3 +373,17 @@ def test_http_errors_follow_the_agent(harness: Harness) -> None:
         assert harness.recorder.wait_state(TaskState.TASK_RUNNING, "hold-e").uuid == good["uuid"]
     finally:
         stream.close()
+
+
+def test_a_non_checkpointing_framework_gets_no_recovery_settings(tmp_path: Path) -> None:
+    host = ExecutorHost("test-cluster", work_dir=tmp_path / "work", default_shutdown_grace_s=1)
+    harness = Harness(host, tmp_path / "work", tmp_path)
+    try:
+        harness.launch(executor_task("finish-nc"), checkpoint=False)
+        assert harness.recorder.wait_terminal("finish-nc").state == TaskState.TASK_FINISHED
+        env = next(e["env"] for e in harness.events() if e["kind"] == "env")
+        assert env["MESOS_CHECKPOINT"] == "0"
+        assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "1secs"
+        assert "MESOS_RECOVERY_TIMEOUT" not in env and "MESOS_SUBSCRIPTION_BACKOFF_MAX" not in env
+    finally:
+        host.shutdown()
