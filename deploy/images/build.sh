@@ -42,6 +42,10 @@ Builds, without any image registry:
                 a missing base image that NAME needs is built too
   --rebuild     rebuild the selected images from scratch (new debootstrap, docker build --no-cache)
   --list        print the image names this script builds, and whether each exists, then exit
+
+The Debian archive is the one this machine's apt uses (/etc/apt/sources.list.d/*.sources or
+/etc/apt/sources.list); STEWARD_DEBIAN_MIRROR (and STEWARD_DEBIAN_SECURITY_MIRROR) override it.
+STEWARD_IMAGE_PREFIX (default steward) and STEWARD_IMAGE_TAG (default local) name the images.
 EOF
 }
 
@@ -143,6 +147,13 @@ MIRROR=""
 SECURITY=""
 resolve_mirror() {
   [ -n "$MIRROR" ] && return 0
+  if [ -n "${STEWARD_DEBIAN_MIRROR:-}" ]; then
+    # An explicit archive (and optional security archive) for machines whose apt sources say otherwise.
+    MIRROR=$STEWARD_DEBIAN_MIRROR
+    SECURITY=${STEWARD_DEBIAN_SECURITY_MIRROR:-}
+    log "Debian archive from STEWARD_DEBIAN_MIRROR: $MIRROR${SECURITY:+ (security: $SECURITY)}"
+    return 0
+  fi
   read -r MIRROR SECURITY < <(host_apt_uris) || true
   [ -n "$MIRROR" ] || die "found no Debian archive in this machine's apt sources (/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list)"
   [ "$SECURITY" = "-" ] && SECURITY=""
@@ -220,13 +231,14 @@ build_base() {
 
 # ---- service images ------------------------------------------------------------------------------------
 build_service() {
-  local name=$1 suite=$2 ref base ctx started nocache=()
+  local name=$1 suite=$2 ref base ctx started previous current nocache=()
   ref=$(image_ref "$name")
   base=$(image_ref "base-$suite")
   ctx="$LOCAL_ROOT/$name"
   [ -f "$ctx/Dockerfile" ] || die "no Dockerfile at $ctx"
   image_exists "$base" || build_base "$suite"
   [ "$REBUILD" = 1 ] && nocache=(--no-cache)
+  previous=$(docker image inspect --format '{{.Id}}' "$ref" 2>/dev/null || true)
   started=$SECONDS
   log "docker build $ref (FROM $base, context $ctx)"
   # The legacy builder: the project's Docker Engine has no buildx. Host networking, so the build
@@ -237,6 +249,11 @@ build_service() {
     die "docker build of $ref failed"
   fi
   log "$ref built in $((SECONDS - started)) s"
+  # The image this build replaced is now untagged: remove it unless a container still uses it.
+  current=$(docker image inspect --format '{{.Id}}' "$ref")
+  if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    docker rmi "$previous" >/dev/null 2>&1 && log "removed the replaced image ${previous#sha256:}" || true
+  fi
 }
 
 LOGDIR=$(mktemp -d "${TMPDIR:-/var/tmp}/steward-images-log.XXXXXX")

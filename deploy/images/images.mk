@@ -2,8 +2,6 @@
 # The images are built on this machine without any registry: see deploy/images/README-images.md.
 .PHONY: images images-clean
 
-STEWARD_IMAGES := base-bookworm base-trixie squid htcondor cvmfs-standin
-
 # Builds what is missing, refreshes the service images through docker's layer cache (quick when unchanged).
 images:
 	deploy/images/build.sh

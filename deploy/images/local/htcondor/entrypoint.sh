@@ -146,6 +146,12 @@ MASTER.DAEMON_SHUTDOWN = (STARTD_StartTime =?= 0) && ((time() - DaemonStartTime)
   fi
 fi
 
+schedd_conf=""
+if [[ $DAEMON_LIST == *SCHEDD* ]]; then
+  # Named like the node: schedds on one host must not share the default name (the host name).
+  schedd_conf="SCHEDD_NAME = $CONDOR_NAME"
+fi
+
 network="NETWORK_INTERFACE = ${CONDOR_NETWORK_INTERFACE}"
 [ -n "$CONDOR_NETWORK_INTERFACE" ] || network="# NETWORK_INTERFACE: HTCondor's choice (CONDOR_NETWORK_INTERFACE unset)"
 
@@ -202,7 +208,13 @@ NEGOTIATOR_INTERVAL = $CONDOR_NEGOTIATOR_INTERVAL
 UPDATE_INTERVAL = $CONDOR_UPDATE_INTERVAL
 MASTER_UPDATE_INTERVAL = $CONDOR_UPDATE_INTERVAL
 SCHEDD_INTERVAL = $CONDOR_UPDATE_INTERVAL
+# HTCondor's floors (5 s between negotiations, 20 s between cycles, 5 s between schedd updates) would
+# otherwise cap the short test intervals.
+NEGOTIATOR_MIN_INTERVAL = $(( CONDOR_NEGOTIATOR_INTERVAL < 5 ? CONDOR_NEGOTIATOR_INTERVAL : 5 ))
+NEGOTIATOR_CYCLE_DELAY = $(( CONDOR_NEGOTIATOR_INTERVAL < 20 ? CONDOR_NEGOTIATOR_INTERVAL : 20 ))
+SCHEDD_MIN_INTERVAL = $(( CONDOR_UPDATE_INTERVAL < 5 ? CONDOR_UPDATE_INTERVAL : 5 ))
 
+$schedd_conf
 $startd_conf
 
 # CONDOR_EXTRA_CONFIG, verbatim.
