@@ -40,7 +40,7 @@ propagation=$(awk -v m="$CVMFS_MOUNT_DIR" '$5 == m { for (i = 7; $i != "-"; i++)
   END { print (found ? (s ? "shared" : "private") : "none") }' /proc/self/mountinfo)
 if [ "$propagation" != shared ]; then
   msg="$CVMFS_MOUNT_DIR is $([ "$propagation" = none ] && echo "not a mount point" || echo "not a shared mount"): consumers would never see the repositories. Make the host directory shared (mount --bind D D && mount --make-rshared D) and bind it with -v D:$CVMFS_MOUNT_DIR:rshared"
-  [ "$CVMFS_STANDIN_REQUIRE_SHARED" = 0 ] && say "warning: $msg" || die "$msg"
+  if [ "$CVMFS_STANDIN_REQUIRE_SHARED" = 0 ]; then say "warning: $msg"; else die "$msg"; fi
 fi
 
 # Mounting is what CAP_SYS_ADMIN is for: find out now, with a clear message, rather than half-way.

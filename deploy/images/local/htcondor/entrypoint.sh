@@ -59,6 +59,8 @@ for v in CONDOR_NUM_CPUS CONDOR_MEMORY_MB CONDOR_MAX_JOB_RETIREMENT_TIME CONDOR_
 done
 [ -z "$CONDOR_NOCLAIM_SHUTDOWN" ] || is_uint "$CONDOR_NOCLAIM_SHUTDOWN" \
   || die "CONDOR_NOCLAIM_SHUTDOWN must be a whole number of seconds, got '$CONDOR_NOCLAIM_SHUTDOWN'"
+CONDOR_LOCAL_USER=${CONDOR_LOCAL_USER:-steward}
+[[ $CONDOR_LOCAL_USER =~ ^[a-z_][a-z0-9_-]*$ ]] || die "CONDOR_LOCAL_USER must be a user name, got '$CONDOR_LOCAL_USER'"
 case "$CONDOR_SECURITY" in recommended|open) ;; *) die "CONDOR_SECURITY must be recommended or open, got '$CONDOR_SECURITY'" ;; esac
 
 uid=$(id -u)
@@ -71,14 +73,14 @@ ENV_FILE="$(dirname "$CONFIG_FILE")/steward.env"
 if ! getent passwd "$uid" >/dev/null 2>&1; then
   nss_dir="$CONDOR_STATE_DIR/nss"
   mkdir -p "$nss_dir"
-  { cat /etc/passwd; echo "${CONDOR_LOCAL_USER:-steward}:x:$uid:$(id -g):Steward HTCondor:$CONDOR_STATE_DIR:/bin/sh"; } >"$nss_dir/passwd"
-  { cat /etc/group; getent group "$(id -g)" >/dev/null 2>&1 || echo "${CONDOR_LOCAL_USER:-steward}:x:$(id -g):"; } >"$nss_dir/group"
+  { cat /etc/passwd; echo "$CONDOR_LOCAL_USER:x:$uid:$(id -g):Steward HTCondor:$CONDOR_STATE_DIR:/bin/sh"; } >"$nss_dir/passwd"
+  { cat /etc/group; getent group "$(id -g)" >/dev/null 2>&1 || echo "$CONDOR_LOCAL_USER:x:$(id -g):"; } >"$nss_dir/group"
   cat >"$ENV_FILE.tmp" <<ENVEOF
 export LD_PRELOAD=/usr/local/lib/libnss_wrapper.so
 export NSS_WRAPPER_PASSWD=$nss_dir/passwd
 export NSS_WRAPPER_GROUP=$nss_dir/group
 ENVEOF
-  # shellcheck disable=SC1091
+  # shellcheck disable=SC1090
   . "$ENV_FILE.tmp"
   log "uid $uid has no passwd entry: known as '$(id -un)' through nss_wrapper"
 fi
