@@ -24,11 +24,12 @@ Pure: records in, records out; ``now`` is passed in.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 from framework.config.model import RestartBackoffConfig, ServiceKind
 from framework.model.proto import TaskState, TaskStatus
@@ -273,7 +274,7 @@ def apply_status(record: TaskRecord, status: TaskStatus, now: float) -> Applied:
     kind = classify(start, finish)
     if kind is UpdateKind.STALE:
         note = f"stale update {finish.value} ignored: the task is already {start.value}"
-        return Applied(dataclasses.replace(record, last_update_at=now), kind, note)
+        return Applied(msgspec.structs.replace(record, last_update_at=now), kind, note)
     running = finish is S.TASK_RUNNING
     healthy: bool | None = None
     if running:
@@ -286,7 +287,7 @@ def apply_status(record: TaskRecord, status: TaskStatus, now: float) -> Applied:
     unreachable_since: float | None = None
     if finish is S.TASK_UNREACHABLE:
         unreachable_since = record.unreachable_since if record.unreachable_since is not None else now
-    updated = dataclasses.replace(
+    updated = msgspec.structs.replace(
         record,
         state=finish,
         healthy=healthy,
@@ -312,7 +313,7 @@ def apply_local(record: TaskRecord, finish: Phase, now: float, why: str) -> Task
     unless ``LOCAL_TRANSITIONS`` has the edge."""
     if finish not in LOCAL_TRANSITIONS.get(record.state, frozenset()):
         raise InvalidTransition(record.task_id, record.state, finish, why)
-    return dataclasses.replace(record, state=finish, last_update_at=now, message=why, healthy=None)
+    return msgspec.structs.replace(record, state=finish, last_update_at=now, message=why, healthy=None)
 
 
 def restored(record: TaskRecord, now: float) -> TaskRecord:
@@ -325,7 +326,7 @@ def restored(record: TaskRecord, now: float) -> TaskRecord:
     def rebase(value: float | None) -> float | None:
         return None if value is None else now
 
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         record,
         launched_at=now,
         running_since=rebase(record.running_since),

@@ -16,7 +16,7 @@ rule 2). How it decides:
   never claimed twice.
 * **Strategy** per service: ``spread`` (all but startd) places each task on the candidate host with
   the fewest instances of the service (first by the ``spread`` attributes' values, then by host);
-  ``pack`` (startd) fills hosts that already run the service, tightest first, before opening new
+  ``pack`` (startd) fills the hosts that already run the most of the service before opening new
   ones, so that whole machines stay free for other work. The configuration has no strategy field
   yet; :func:`strategy_for` holds the default.
 * **Constraints**: ``attribute`` equals/like/unlike on the host; ``unique`` and ``max_per`` count
@@ -40,14 +40,14 @@ offer (``framework.model.resources.fits`` re-checks every launch in ``check_inva
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
 import msgspec
 
 from framework.config.model import (
+    AttributeConstraint,
     Config,
     MaxPerConstraint,
     ServiceConfig,
@@ -55,7 +55,7 @@ from framework.config.model import (
     SpreadConstraint,
     UniqueConstraint,
 )
-from framework.core.constraints import HOSTNAME, HostInfo, eligibility_problem, offer_attributes
+from framework.core.constraints import HOSTNAME, HostInfo, attribute_problem, offer_attributes
 from framework.core.desired import DesiredState
 from framework.core.taskbuild import PortRequest, port_request
 from framework.model.proto import Offer, Range, Ranges, Resource, Scalar, TaskState
@@ -92,9 +92,11 @@ def reason_category(reason: str) -> str:
     return reason.split(": ", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedLaunch:
-    """One task to launch: on which offer, in which slot, with which claimed resources and ports."""
+class PlannedLaunch(msgspec.Struct, frozen=True, gc=False):
+    """One task to launch: on which offer, in which slot, with which claimed resources and ports.
+
+    A frozen ``msgspec.Struct`` rather than a dataclass: a busy offer batch makes thousands, and a
+    frozen dataclass costs ten times more to build."""
 
     offer_id: OfferId
     agent_id: AgentId
@@ -143,13 +145,23 @@ def _usable(resource: Resource) -> bool:
 
 
 class _Piece:
-    """One offered scalar Resource and how much of it (thousandths) is still unclaimed."""
+    """One offered scalar Resource, how much of it (thousandths) is still unclaimed, and the claimed
+    copies made so far by amount (identical claims share one immutable value)."""
 
-    __slots__ = ("left", "resource")
+    __slots__ = ("claims", "left", "resource")
 
     def __init__(self, resource: Resource, left: int) -> None:
         self.resource = resource
         self.left = left
+        self.claims: dict[int, Resource] = {}
+
+    def take(self, amount: int) -> Resource:
+        self.left -= amount
+        claimed = self.claims.get(amount)
+        if claimed is None:
+            claimed = msgspec.structs.replace(self.resource, scalar=Scalar(value=amount / _MILLI))
+            self.claims[amount] = claimed
+        return claimed
 
 
 class _Ledger:
@@ -165,6 +177,7 @@ class _Ledger:
         "launches",
         "mem",
         "offer",
+        "offer_id",
         "port_pieces",
         "reasons",
         "role",
@@ -174,34 +187,50 @@ class _Ledger:
 
     def __init__(self, offer: Offer, index: int, role: str | None) -> None:
         self.offer = offer
+        self.offer_id = OfferId(offer.id.value)
         self.index = index
         self.role = role
         self.hostname = offer.hostname
         self.agent_id = AgentId(offer.agent_id.value)
         self.attributes: dict[str, str] | None = None
-        self.scalar_pieces: dict[str, list[_Piece]] = {}
+        self.scalar_pieces: dict[str, list[_Piece]] | None = None
         self.port_pieces: list[tuple[Resource, list[tuple[int, int]]]] = []
         self.cpus = self.mem = self.disk = 0
-        for resource in offer.resources:
-            if not _usable(resource):
-                continue
-            if resource.scalar is not None and resource.name in ("cpus", "mem", "disk"):
-                amount = _milli(resource.scalar.value)
-                if amount > 0:
-                    self.scalar_pieces.setdefault(resource.name, []).append(_Piece(resource, amount))
-                    if resource.name == "cpus":
-                        self.cpus += amount
-                    elif resource.name == "mem":
-                        self.mem += amount
-                    else:
-                        self.disk += amount
-            elif resource.name == "ports" and resource.ranges is not None:
-                intervals = sorted((r.begin, r.end) for r in resource.ranges.range if r.begin <= r.end)
-                if intervals:
-                    self.port_pieces.append((resource, intervals))
         self.launches: list[PlannedLaunch] = []
         self.reasons: list[tuple[str, str]] = []
         self.transient = False
+
+    def _load(self) -> dict[str, list[_Piece]]:
+        """Read the offer's resources into the ledger, the first time a task is tried on it (most
+        offers of a quiet batch are never tried)."""
+        if self.scalar_pieces is not None:
+            return self.scalar_pieces
+        offer = self.offer
+        pieces: dict[str, list[_Piece]] = {}
+        self.scalar_pieces = pieces
+        totals = {"cpus": 0, "mem": 0, "disk": 0}
+        for resource in offer.resources:
+            if resource.revocable or resource.shared or resource.disk:
+                continue  # see _usable
+            name = resource.name
+            value = resource.scalar
+            if value is not None:
+                if name in totals:
+                    amount = round(value.value * _MILLI)
+                    if amount > 0:
+                        totals[name] += amount
+                        if name in pieces:
+                            pieces[name].append(_Piece(resource, amount))
+                        else:
+                            pieces[name] = [_Piece(resource, amount)]
+            elif name == "ports" and resource.ranges is not None:
+                intervals = sorted((r.begin, r.end) for r in resource.ranges.range if r.begin <= r.end)
+                if intervals:
+                    self.port_pieces.append((resource, intervals))
+        self.cpus = totals["cpus"]
+        self.mem = totals["mem"]
+        self.disk = totals["disk"]
+        return pieces
 
     def attrs(self) -> dict[str, str]:
         if self.attributes is None:
@@ -216,6 +245,7 @@ class _Ledger:
 
     def shortfall(self, cpus: int, mem: int, disk: int, ports: PortRequest) -> str | None:
         """Why the ledger cannot hold this request, or None."""
+        self._load()
         if cpus > self.cpus:
             return f"insufficient cpus: need {_show(cpus)}, offer has {_show(self.cpus)}"
         if mem > self.mem:
@@ -232,28 +262,31 @@ class _Ledger:
         return None
 
     def _take_scalar(self, name: str, amount: int, claimed: list[Resource]) -> None:
-        for piece in self.scalar_pieces.get(name, ()):
+        for piece in self._load().get(name, ()):
             if amount <= 0:
                 break
             taken = min(piece.left, amount)
-            if taken <= 0:
-                continue
-            piece.left -= taken
-            amount -= taken
-            claimed.append(msgspec.structs.replace(piece.resource, scalar=Scalar(value=taken / _MILLI)))
-        assert amount == 0, "shortfall() said it fits"
+            if taken > 0:
+                amount -= taken
+                claimed.append(piece.take(taken))
+        assert amount <= 0, "shortfall() said it fits"
 
     def claim(
         self, cpus: int, mem: int, disk: int, ports: PortRequest
     ) -> tuple[tuple[Resource, ...], tuple[int, ...]]:
         """Take the request out of the ledger (``shortfall`` must have returned None)."""
         claimed: list[Resource] = []
-        self._take_scalar("cpus", cpus, claimed)
-        self._take_scalar("mem", mem, claimed)
-        self._take_scalar("disk", disk, claimed)
-        self.cpus -= cpus
-        self.mem -= mem
-        self.disk -= disk
+        if cpus:
+            self._take_scalar("cpus", cpus, claimed)
+            self.cpus -= cpus
+        if mem:
+            self._take_scalar("mem", mem, claimed)
+            self.mem -= mem
+        if disk:
+            self._take_scalar("disk", disk, claimed)
+            self.disk -= disk
+        if not ports.total:
+            return tuple(claimed), ()
         taken_ports: list[int] = []
         per_piece: list[list[int]] = [[] for _ in self.port_pieces]
         for port in ports.fixed:
@@ -326,16 +359,47 @@ def cvmfs_ready_hosts(config: Config, tasks: Iterable[TaskRecord]) -> dict[str, 
     return ready
 
 
-@dataclass(slots=True)
 class _ServiceView:
-    """One service's counting tasks as placement needs them (updated as tasks are placed)."""
+    """One service as placement needs it: its request and rules, precomputed, and where its counting
+    tasks are (updated as tasks are placed)."""
 
-    service: ServiceConfig
-    counting: int = 0
-    slots: set[int] = field(default_factory=set)
-    per_host: Counter[str] = field(default_factory=Counter)
-    per_value: dict[str, Counter[str]] = field(default_factory=dict)
-    next_slot: int = 0
+    __slots__ = (
+        "attribute_rules",
+        "counting",
+        "cpus",
+        "disk",
+        "max_pers",
+        "mem",
+        "needs_attributes",
+        "next_slot",
+        "per_host",
+        "per_value",
+        "ports",
+        "service",
+        "slots",
+        "spreads",
+        "uniques",
+    )
+
+    def __init__(self, service: ServiceConfig) -> None:
+        self.service = service
+        resources = service.resources
+        self.cpus = _milli(resources.cpus)
+        self.mem = _milli(resources.mem_mib)
+        self.disk = _milli(resources.disk_mib)
+        self.ports = port_request(service)
+        rules = service.constraints
+        self.attribute_rules = tuple(c for c in rules if isinstance(c, AttributeConstraint))
+        self.uniques = tuple(c.unique for c in rules if isinstance(c, UniqueConstraint))
+        self.max_pers = tuple((c.max_per, c.count) for c in rules if isinstance(c, MaxPerConstraint))
+        self.spreads = tuple(c.spread for c in rules if isinstance(c, SpreadConstraint))
+        self.needs_attributes = bool(rules)
+        self.counting = 0
+        self.slots: set[int] = set()
+        self.per_host: dict[str, int] = {}
+        grouping = {*self.uniques, *(a for a, _ in self.max_pers), *self.spreads} - {HOSTNAME}
+        self.per_value: dict[str, dict[str, int]] = {attribute: {} for attribute in sorted(grouping)}
+        self.next_slot = 0
 
     def take_slot(self) -> int:
         while self.next_slot in self.slots:
@@ -346,46 +410,36 @@ class _ServiceView:
 
     def count_on(self, attribute: str, attributes: Mapping[str, str], hostname: str) -> int:
         if attribute == HOSTNAME:
-            return self.per_host[hostname]
+            return self.per_host.get(hostname, 0)
         value = attributes.get(attribute)
-        return 0 if value is None else self.per_value[attribute][value]
+        return 0 if value is None else self.per_value[attribute].get(value, 0)
 
     def add(self, hostname: str, attributes: Mapping[str, str] | None) -> None:
         self.counting += 1
-        self.per_host[hostname] += 1
-        for attribute, counter in self.per_value.items():
-            value = attributes.get(attribute) if attributes is not None else None
-            if value is not None:
-                counter[value] += 1
-
-
-def _grouping_attributes(service: ServiceConfig) -> set[str]:
-    names: set[str] = set()
-    for constraint in service.constraints:
-        if isinstance(constraint, UniqueConstraint):
-            names.add(constraint.unique)
-        elif isinstance(constraint, MaxPerConstraint):
-            names.add(constraint.max_per)
-        elif isinstance(constraint, SpreadConstraint):
-            names.add(constraint.spread)
-    names.discard(HOSTNAME)
-    return names
+        per_host = self.per_host
+        per_host[hostname] = per_host.get(hostname, 0) + 1
+        if attributes is not None:
+            for attribute, counter in self.per_value.items():
+                value = attributes.get(attribute)
+                if value is not None:
+                    counter[value] = counter.get(value, 0) + 1
 
 
 def _views(
     config: Config, tasks: Iterable[TaskRecord], hosts: Mapping[str, HostInfo]
 ) -> dict[str, _ServiceView]:
     views = {name: _ServiceView(service) for name, service in config.services.items()}
-    for view in views.values():
-        for attribute in _grouping_attributes(view.service):
-            view.per_value[attribute] = Counter()
     for record in tasks:
         found = views.get(record.service)
         if found is None or not counts_toward_desired(record):
             continue
         found.slots.add(record.slot)
-        host = hosts.get(record.hostname)
-        found.add(record.hostname, host.attributes if host is not None else None)
+        if found.per_value:
+            host = hosts.get(record.hostname)
+            found.add(record.hostname, host.attributes if host is not None else None)
+        else:
+            found.counting += 1
+            found.per_host[record.hostname] = found.per_host.get(record.hostname, 0) + 1
     return views
 
 
@@ -394,47 +448,41 @@ def _views(
 
 @dataclass(slots=True)
 class _Planner:
-    config: Config
     desired: DesiredState
-    views: dict[str, _ServiceView]
-    ledgers: list[_Ledger]
     cvmfs_ready: dict[str, TaskId]
     gate_startds: bool
-    now: float
 
-    def try_place(self, view: _ServiceView, ledger: _Ledger, ports: PortRequest) -> str | PlannedLaunch:
+    def try_place(self, view: _ServiceView, ledger: _Ledger) -> str | PlannedLaunch:
         """Place one task of ``view`` on ``ledger``, or say why not."""
         service = view.service
-        attributes = ledger.attrs() if service.constraints else None
+        attributes = ledger.attrs() if view.needs_attributes else None
         if attributes is not None:
-            problem = eligibility_problem(service, attributes)
-            if problem is not None:
-                return problem
-            for constraint in service.constraints:
-                if isinstance(constraint, UniqueConstraint):
-                    if view.count_on(constraint.unique, attributes, ledger.hostname) > 0:
-                        value = attributes.get(constraint.unique, "?")
-                        return f"constraint unique {constraint.unique}: one already on {value!r}"
-                elif isinstance(constraint, MaxPerConstraint):
-                    have = view.count_on(constraint.max_per, attributes, ledger.hostname)
-                    if have >= constraint.count:
-                        value = attributes.get(constraint.max_per, "?")
-                        return f"constraint max_per {constraint.max_per}: {have} already on {value!r}"
+            for rule in view.attribute_rules:
+                problem = attribute_problem(rule, attributes)
+                if problem is not None:
+                    return problem
+            for attribute in view.uniques:
+                if view.count_on(attribute, attributes, ledger.hostname) > 0:
+                    value = attributes.get(attribute, "?")
+                    return f"constraint unique {attribute}: one already on {value!r}"
+            for attribute, most in view.max_pers:
+                have = view.count_on(attribute, attributes, ledger.hostname)
+                if have >= most:
+                    value = attributes.get(attribute, "?")
+                    return f"constraint max_per {attribute}: {have} already on {value!r}"
         depends_on: TaskId | None = None
-        if service.kind is ServiceKind.STARTD and self.gate_startds:
+        if self.gate_startds and service.kind is ServiceKind.STARTD:
             depends_on = self.cvmfs_ready.get(ledger.hostname)
             if depends_on is None:
                 return f"dependency: cvmfs not healthy on {ledger.hostname}"
-        resources = service.resources
-        cpus, mem, disk = _milli(resources.cpus), _milli(resources.mem_mib), _milli(resources.disk_mib)
-        problem = ledger.shortfall(cpus, mem, disk, ports)
+        problem = ledger.shortfall(view.cpus, view.mem, view.disk, view.ports)
         if problem is not None:
             return problem
-        claimed, taken_ports = ledger.claim(cpus, mem, disk, ports)
+        claimed, taken_ports = ledger.claim(view.cpus, view.mem, view.disk, view.ports)
         slot = view.take_slot()
         view.add(ledger.hostname, ledger.attrs() if view.per_value else None)
         launch = PlannedLaunch(
-            offer_id=OfferId(ledger.offer.id.value),
+            offer_id=ledger.offer_id,
             agent_id=ledger.agent_id,
             hostname=ledger.hostname,
             role=ledger.role or "*",
@@ -452,29 +500,33 @@ class _Planner:
         if reason_category(reason) in _TRANSIENT_CATEGORIES:
             ledger.transient = True
 
-    def place_per_host(self, view: _ServiceView, candidates: list[_Ledger], ports: PortRequest) -> int:
+    def place_per_host(self, view: _ServiceView, candidates: list[_Ledger]) -> int:
         wanted = self.desired.services[view.service.name].hosts or frozenset()
-        missing = {h for h in wanted if view.per_host[h] == 0}
+        missing = {h for h in wanted if not view.per_host.get(h)}
         for ledger in candidates:
             if ledger.hostname not in missing:
                 continue
-            result = self.try_place(view, ledger, ports)
+            result = self.try_place(view, ledger)
             if isinstance(result, str):
                 self.reject(ledger, view.service.name, result)
             else:
                 missing.discard(ledger.hostname)
         return len(missing)
 
-    def place_spread(
-        self, view: _ServiceView, candidates: list[_Ledger], ports: PortRequest, demand: int
-    ) -> int:
-        spread_on = [c.spread for c in view.service.constraints if isinstance(c, SpreadConstraint)]
+    def place_spread(self, view: _ServiceView, candidates: list[_Ledger], demand: int) -> int:
+        spread_on = view.spreads
+        per_host = view.per_host
 
         def key(ledger: _Ledger) -> tuple[int, ...]:
+            if not spread_on:
+                return (per_host.get(ledger.hostname, 0), ledger.index)
             counts = [view.count_on(a, ledger.attrs(), ledger.hostname) for a in spread_on]
-            return (*counts, view.per_host[ledger.hostname], ledger.index)
+            return (*counts, per_host.get(ledger.hostname, 0), ledger.index)
 
-        heap = [key(ledger) for ledger in candidates]
+        if spread_on:
+            heap = [key(ledger) for ledger in candidates]
+        else:
+            heap = [(per_host.get(ledger.hostname, 0), ledger.index) for ledger in candidates]
         by_index = {ledger.index: ledger for ledger in candidates}
         heapq.heapify(heap)
         while demand > 0 and heap:
@@ -484,7 +536,7 @@ class _Planner:
             if current != stored:
                 heapq.heappush(heap, current)
                 continue
-            result = self.try_place(view, ledger, ports)
+            result = self.try_place(view, ledger)
             if isinstance(result, str):
                 self.reject(ledger, view.service.name, result)
                 continue
@@ -492,15 +544,12 @@ class _Planner:
             heapq.heappush(heap, key(ledger))
         return demand
 
-    def place_pack(
-        self, view: _ServiceView, candidates: list[_Ledger], ports: PortRequest, demand: int
-    ) -> int:
-        ordered = sorted(
-            candidates, key=lambda led: (-view.per_host[led.hostname], led.cpus, led.mem, led.index)
-        )
+    def place_pack(self, view: _ServiceView, candidates: list[_Ledger], demand: int) -> int:
+        per_host = view.per_host
+        ordered = sorted(candidates, key=lambda led: (-per_host.get(led.hostname, 0), led.index))
         for ledger in ordered:
             while demand > 0:
-                result = self.try_place(view, ledger, ports)
+                result = self.try_place(view, ledger)
                 if isinstance(result, str):
                     self.reject(ledger, view.service.name, result)
                     break
@@ -539,13 +588,9 @@ def plan_offers(
     views = _views(config, tasks, hosts)
     has_cvmfs = any(s.kind is ServiceKind.CVMFS for s in config.services.values())
     planner = _Planner(
-        config=config,
         desired=desired,
-        views=views,
-        ledgers=ledgers,
         cvmfs_ready=cvmfs_ready_hosts(config, tasks) if has_cvmfs else {},
         gate_startds=has_cvmfs,
-        now=now,
     )
     squids_wanted = any(
         s.kind is ServiceKind.SQUID and desired.count(n) > 0 for n, s in config.services.items()
@@ -563,7 +608,7 @@ def plan_offers(
         if wanted is None:
             continue
         if wanted.per_host:
-            demand = sum(1 for h in wanted.hosts or () if view.per_host[h] == 0)
+            demand = sum(1 for h in wanted.hosts or () if not view.per_host.get(h))
         else:
             demand = wanted.count - view.counting
         if demand <= 0:
@@ -590,13 +635,12 @@ def plan_offers(
                     planner.reject(ledger, service.name, gate)
             unplaced[service.name] = demand
             continue
-        ports = port_request(service)
         if wanted.per_host:
-            left = planner.place_per_host(view, candidates, ports)
+            left = planner.place_per_host(view, candidates)
         elif strategy_for(service) == "pack":
-            left = planner.place_pack(view, candidates, ports, demand)
+            left = planner.place_pack(view, candidates, demand)
         else:
-            left = planner.place_spread(view, candidates, ports, demand)
+            left = planner.place_spread(view, candidates, demand)
         if left > 0:
             unplaced[service.name] = left
 
@@ -605,7 +649,7 @@ def plan_offers(
     categories: list[str] = []
     transient: set[OfferId] = set()
     for ledger in ledgers:
-        offer_id = OfferId(ledger.offer.id.value)
+        offer_id = ledger.offer_id
         if ledger.transient:
             transient.add(offer_id)
         if ledger.launches:

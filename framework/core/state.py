@@ -45,13 +45,14 @@ again on a later Tick. A startd kill is a drain (``draining``, the service's kil
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+import msgspec
 
 from framework.config.model import Config, ServiceConfig, ServiceKind
 from framework.core import lifecycle
@@ -70,7 +71,14 @@ from framework.core.desired import DesiredState, Target, compute_desired
 from framework.core.lifecycle import RestartBackoff, UpdateKind
 from framework.core.placement import OfferPlan, PlannedLaunch, plan_offers
 from framework.core.ratelimit import TokenBucket
-from framework.core.taskbuild import TaskSpec, build_task_info, service_fingerprint, unsupported_reason
+from framework.core.taskbuild import (
+    ServiceTemplate,
+    TaskSpec,
+    build_task_info,
+    service_fingerprint,
+    service_template,
+    unsupported_reason,
+)
 from framework.model import resources
 from framework.model.events import (
     BackoffResetRequested,
@@ -261,6 +269,9 @@ class SchedulerState:
         self._last_offer_at: dict[str, float] = {}
         self._last_pending: dict[str, int] = {}
         self._desired_cache: DesiredState | None = None
+        self._counting: Counter[str] = Counter()
+        self._counting_hosts: dict[str, Counter[str]] = {}
+        self._templates: dict[str, ServiceTemplate] = {}
         self._converged = False
         self._counters: Counter[str] = Counter()
         self._notes: deque[Note] = deque(maxlen=self._settings.notes_kept)
@@ -322,18 +333,14 @@ class SchedulerState:
     def desired(self) -> DesiredState:
         """The current desired state (cached until something it depends on changes)."""
         if self._desired_cache is None:
-            startd_services = {n for n, s in self._config.services.items() if s.kind is ServiceKind.STARTD}
             startd_hosts: set[str] = set()
             running_on: dict[str, set[str]] = {}
             for name, service in self._config.services.items():
-                if name in startd_services or service.per_host:
-                    for record in self._records_of(name):
-                        if not counts_toward_desired(record) or not record.hostname:
-                            continue
-                        if name in startd_services:
-                            startd_hosts.add(record.hostname)
-                        else:
-                            running_on.setdefault(name, set()).add(record.hostname)
+                hosts = {h for h in self._counting_hosts.get(name, ()) if h}
+                if service.kind is ServiceKind.STARTD:
+                    startd_hosts |= hosts
+                elif service.per_host:
+                    running_on[name] = hosts
             self._desired_cache = compute_desired(
                 self._config, self._targets, self._hosts, startd_hosts, running_on
             )
@@ -421,18 +428,33 @@ class SchedulerState:
             self._by_service.setdefault(record.service, {})[tid] = None
             self._by_slot.setdefault((record.service, record.slot), {})[tid] = None
             self._by_host.setdefault(record.hostname, {})[tid] = None
-        if (
-            old is None or counts_toward_desired(old) != counts_toward_desired(record)
-        ) and self._shapes_desired(record):
-            self._desired_cache = None
+        was = old is not None and counts_toward_desired(old)
+        now_counts = counts_toward_desired(record)
+        if was != now_counts:
+            self._count(record, +1 if now_counts else -1)
 
     def _unindex(self, record: TaskRecord) -> None:
+        """Drop the task from the table and indexes (as the table knew it, whatever ``record`` says)."""
         tid = record.task_id
-        self._tasks.pop(tid, None)
-        _discard(self._by_service, record.service, tid)
-        _discard(self._by_slot, (record.service, record.slot), tid)
-        _discard(self._by_host, record.hostname, tid)
-        if self._shapes_desired(record):
+        known = self._tasks.pop(tid, None)
+        if known is None:
+            return
+        _discard(self._by_service, known.service, tid)
+        _discard(self._by_slot, (known.service, known.slot), tid)
+        _discard(self._by_host, known.hostname, tid)
+        if counts_toward_desired(known):
+            self._count(known, -1)
+
+    def _count(self, record: TaskRecord, delta: int) -> None:
+        """Keep the per-service counting totals (and where they run) in step with the table."""
+        self._counting[record.service] += delta
+        hosts = self._counting_hosts.setdefault(record.service, Counter())
+        hosts[record.hostname] += delta
+        if hosts[record.hostname] <= 0:
+            del hosts[record.hostname]
+            if self._shapes_desired(record):
+                self._desired_cache = None
+        elif delta > 0 and hosts[record.hostname] == 1 and self._shapes_desired(record):
             self._desired_cache = None
 
     def _shapes_desired(self, record: TaskRecord) -> bool:
@@ -612,12 +634,15 @@ class SchedulerState:
                     state=LocalState.LAUNCHING,
                     launched_at=now,
                     ports=launch.ports,
-                    cpus=resources.scalar(launch.resources, "cpus"),
-                    mem_mib=resources.scalar(launch.resources, "mem"),
+                    cpus=service.resources.cpus,  # placement claims exactly the request
+                    mem_mib=service.resources.mem_mib,
                     config_fingerprint=fingerprint,
                     depends_on=launch.depends_on,
                 )
                 self._put(record)
+                template = self._templates.get(launch.service)
+                if template is None:
+                    template = self._templates[launch.service] = service_template(service)
                 infos.append(
                     build_task_info(
                         TaskSpec(
@@ -631,7 +656,8 @@ class SchedulerState:
                             config_fingerprint=fingerprint,
                             framework_id=self._framework_id,
                             squid_endpoints=squid_endpoints if service.kind is ServiceKind.CVMFS else (),
-                        )
+                        ),
+                        template,
                     )
                 )
             first = launches[0]
@@ -664,7 +690,7 @@ class SchedulerState:
         desired = self.desired()
         for name in {launch.service for launch in plan.launches}:
             wanted = desired.services[name]
-            counting = sum(1 for r in self._records_of(name) if counts_toward_desired(r))
+            counting = self._counting[name]
             if counting > wanted.count:
                 self._violations.append(
                     f"service {name}: {counting} counting tasks after launching, desired {wanted.count}"
@@ -794,7 +820,7 @@ class SchedulerState:
             return False
         service = self._service(record.service)
         drain = draining or (service is not None and service.kind is ServiceKind.STARTD)
-        updated = dataclasses.replace(record, kill_requested_at=now, kill_reason=reason, draining=drain)
+        updated = msgspec.structs.replace(record, kill_requested_at=now, kill_reason=reason, draining=drain)
         self._put(updated)
         self._counters["kills_requested"] += 1
         self._note("kill", f"killing {record.task_id}: {reason}", record.task_id)
@@ -816,7 +842,7 @@ class SchedulerState:
         self._out.kills.append(
             Kill(record.task_id, record.agent_id, grace, record.kill_reason or "requested")
         )
-        self._put(dataclasses.replace(record, kill_sent_at=now))
+        self._put(msgspec.structs.replace(record, kill_sent_at=now))
         self._counters["kills_sent"] += 1
 
     # --- convergence ----------------------------------------------------------------------------
@@ -857,7 +883,7 @@ class SchedulerState:
                 and since is not None
                 and now - since >= settings.unreachable_replace_after_s
             ):
-                self._put(dataclasses.replace(record, replaced_at=now))
+                self._put(msgspec.structs.replace(record, replaced_at=now))
                 self._note(
                     "replacing_unreachable",
                     f"{record.task_id} unreachable for {now - since:.0f} s: launching a replacement "
@@ -972,11 +998,10 @@ class SchedulerState:
         wanted = desired.services.get(name)
         if wanted is None:
             return 0
-        counting = [r for r in self._records_of(name) if counts_toward_desired(r)]
         if wanted.per_host:
-            hosts = {r.hostname for r in counting}
+            hosts: Mapping[str, int] = self._counting_hosts.get(name, {})
             return sum(1 for h in wanted.hosts or () if h not in hosts)
-        return max(0, wanted.count - len(counting))
+        return max(0, wanted.count - self._counting[name])
 
     def _update_offer_flow(self, now: float) -> None:
         if not self._connected:
@@ -1035,6 +1060,7 @@ class SchedulerState:
                 del self._backoff[name]
         self._config = config
         self._fingerprints = fingerprints
+        self._templates.clear()
         self._desired_cache = None
         self._note("config_applied", f"configuration with {len(config.services)} service(s) applied")
         self._converge_all(now)
@@ -1079,7 +1105,7 @@ class SchedulerState:
             case Kill():
                 record = self._tasks.get(operation.task_id)
                 if record is not None and record.kill_requested_at is not None:
-                    self._index(dataclasses.replace(record, kill_sent_at=None))
+                    self._index(msgspec.structs.replace(record, kill_sent_at=None))
             case Reconcile():
                 progress = self._reconciliation
                 if not operation.implicit and progress is not None:
@@ -1145,6 +1171,18 @@ class SchedulerState:
             expected_service.setdefault(record.service, set()).add(tid)
             expected_slot.setdefault((record.service, record.slot), set()).add(tid)
             expected_host.setdefault(record.hostname, set()).add(tid)
+        counting: Counter[str] = Counter()
+        counting_hosts: dict[str, Counter[str]] = {}
+        for record in self._tasks.values():
+            if counts_toward_desired(record):
+                counting[record.service] += 1
+                counting_hosts.setdefault(record.service, Counter())[record.hostname] += 1
+        if +counting != +self._counting:
+            yield f"counting totals {dict(+self._counting)} differ from the table's {dict(counting)}"
+        if {k: +v for k, v in counting_hosts.items() if +v} != {
+            k: +v for k, v in self._counting_hosts.items() if +v
+        }:
+            yield "counting hosts out of step with the task table"
         for name, expected, actual in (
             ("service", expected_service, self._by_service),
             ("slot", expected_slot, self._by_slot),

@@ -67,7 +67,6 @@ from framework.model.proto import (
     TCPCheckInfo,
     Volume,
 )
-from framework.model.resources import scalar
 from framework.model.tasks import AgentId, TaskId
 
 __all__ = [
@@ -75,6 +74,7 @@ __all__ = [
     "STARTD_MEMORY_OVERHEAD_MIB",
     "STARTD_TOKEN_PATH",
     "PortRequest",
+    "ServiceTemplate",
     "TaskSpec",
     "assign_port_mappings",
     "build_task_info",
@@ -82,6 +82,7 @@ __all__ = [
     "health_check_port",
     "port_request",
     "service_fingerprint",
+    "service_template",
     "unsupported_reason",
 ]
 
@@ -244,8 +245,9 @@ def _environment(spec: TaskSpec, cpus: float, mem_mib: float) -> dict[str, str]:
 # --- container ----------------------------------------------------------------------------------
 
 
-def _volumes_and_parameters(spec: TaskSpec) -> tuple[tuple[Volume, ...], list[Parameter]]:
-    container = spec.service.container
+def _volumes_and_parameters(service: ServiceConfig) -> tuple[tuple[Volume, ...], tuple[Parameter, ...]]:
+    """The bind mounts and docker parameters every task of ``service`` gets (labels aside)."""
+    container = service.container
     volumes: list[Volume] = []
     parameters: list[Parameter] = []
     targets: set[str] = set()
@@ -269,7 +271,7 @@ def _volumes_and_parameters(spec: TaskSpec) -> tuple[tuple[Volume, ...], list[Pa
     for secret in container.secret_files:
         targets.add(secret.target)
         volumes.append(Volume(container_path=secret.target, host_path=secret.source, mode="RO"))
-    startd = spec.service.startd
+    startd = service.startd
     if startd is not None and STARTD_TOKEN_PATH not in targets:
         volumes.append(Volume(container_path=STARTD_TOKEN_PATH, host_path=startd.pool_token_file, mode="RO"))
     parameters.extend(Parameter(key="cap-add", value=cap) for cap in container.cap_add)
@@ -278,9 +280,7 @@ def _volumes_and_parameters(spec: TaskSpec) -> tuple[tuple[Volume, ...], list[Pa
     parameters.extend(Parameter(key="security-opt", value=opt) for opt in container.security_opt)
     if container.user is not None:
         parameters.append(Parameter(key="user", value=container.user))
-    for key, value in _labels(spec).items():
-        parameters.append(Parameter(key="label", value=f"{key}={value}"))
-    return tuple(volumes), parameters
+    return tuple(volumes), tuple(parameters)
 
 
 def _labels(spec: TaskSpec) -> dict[str, str]:
@@ -305,8 +305,8 @@ def _command(spec: TaskSpec, environment: dict[str, str]) -> CommandInfo:
     return CommandInfo(shell=False, arguments=tuple(container.args or ()), environment=env)
 
 
-def _health_check(spec: TaskSpec) -> HealthCheck | None:
-    check = spec.service.health_check
+def _health_check(service: ServiceConfig, ports: Sequence[int]) -> HealthCheck | None:
+    check = service.health_check
     if check is None:
         return None
     base = HealthCheck(
@@ -320,7 +320,7 @@ def _health_check(spec: TaskSpec) -> HealthCheck | None:
         # A command check is a shell line by definition (the config documents it as one).
         command = CommandInfo(shell=True, value=check.command)  # noqa: S604
         return msgspec.structs.replace(base, type="COMMAND", command=command)
-    port = health_check_port(spec.service, spec.ports)
+    port = health_check_port(service, ports)
     if port is None:
         return None
     if check.type == "http":
@@ -348,32 +348,72 @@ class TaskSpec:
     """Published squid endpoints (``host:port``), for a CVMFS task's proxy list."""
 
 
-def build_task_info(spec: TaskSpec) -> TaskInfo:
-    """The TaskInfo for one launch (see the module docstring for every mapping)."""
-    service = spec.service
-    container = service.container
+@dataclass(frozen=True, slots=True)
+class ServiceTemplate:
+    """The parts of a service's TaskInfos that do not depend on the task: built once per service
+    configuration (see :func:`service_template`), so a batch of launches does not rebuild them."""
+
+    service: ServiceConfig
+    volumes: tuple[Volume, ...]
+    parameters: tuple[Parameter, ...]
+    kill_policy: KillPolicy
+    health_check: HealthCheck | None
+    """The check when it does not depend on the task's ports (None: built per task, or none)."""
+
+
+def service_template(service: ServiceConfig) -> ServiceTemplate:
+    """The task-independent parts of ``service``'s TaskInfos; raises ``ValueError`` for a service
+    Steward cannot launch (:func:`unsupported_reason`)."""
     reason = unsupported_reason(service)
     if reason is not None:
         raise ValueError(f"cannot build a task for service {service.name}: {reason}")
-    cpus = scalar(spec.resources, "cpus")
-    mem_mib = scalar(spec.resources, "mem")
-    volumes, parameters = _volumes_and_parameters(spec)
+    volumes, parameters = _volumes_and_parameters(service)
+    check = service.health_check
+    fixed_check = _health_check(service, ()) if check is not None and check.type == "command" else None
+    return ServiceTemplate(
+        service=service,
+        volumes=volumes,
+        parameters=parameters,
+        kill_policy=KillPolicy(grace_period=DurationInfo.from_seconds(service.kill_grace_period_s)),
+        health_check=fixed_check,
+    )
+
+
+def _total(resources: Sequence[Resource], name: str) -> float:
+    """Sum of the scalar resources called ``name`` (the claimed pieces of one task)."""
+    return sum(r.scalar.value for r in resources if r.name == name and r.scalar is not None)
+
+
+def build_task_info(spec: TaskSpec, template: ServiceTemplate | None = None) -> TaskInfo:
+    """The TaskInfo for one launch (see the module docstring for every mapping). ``template`` is
+    :func:`service_template` of ``spec.service``, when the caller keeps one."""
+    service = spec.service
+    if template is None or template.service is not service:
+        template = service_template(service)
+    container = service.container
+    cpus = _total(spec.resources, "cpus")
+    mem_mib = _total(spec.resources, "mem")
+    labels = _labels(spec)
+    label_parameters = tuple(Parameter(key="label", value=f"{k}={v}") for k, v in labels.items())
     bridge = container.network == "bridge"
     docker = DockerInfo(
         image=container.image,
         network="BRIDGE" if bridge else "HOST",
         port_mappings=assign_port_mappings(service, spec.ports) if bridge else (),
         privileged=True if container.privileged else None,
-        parameters=tuple(parameters),
+        parameters=template.parameters + label_parameters,
     )
+    health_check = template.health_check
+    if health_check is None and service.health_check is not None:
+        health_check = _health_check(service, spec.ports)
     return TaskInfo(
         name=spec.task_id,
         task_id=TaskID(value=spec.task_id),
         agent_id=AgentID(value=spec.agent_id),
         resources=spec.resources,
         command=_command(spec, _environment(spec, cpus, mem_mib)),
-        container=ContainerInfo(type="DOCKER", docker=docker, volumes=volumes),
-        health_check=_health_check(spec),
-        kill_policy=KillPolicy(grace_period=DurationInfo.from_seconds(service.kill_grace_period_s)),
-        labels=Labels.of({k.removeprefix(LABEL_PREFIX): v for k, v in _labels(spec).items()}),
+        container=ContainerInfo(type="DOCKER", docker=docker, volumes=template.volumes),
+        health_check=health_check,
+        kill_policy=template.kill_policy,
+        labels=Labels.of({k.removeprefix(LABEL_PREFIX): v for k, v in labels.items()}),
     )

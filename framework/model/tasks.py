@@ -25,8 +25,9 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any, Final, NewType
+
+import msgspec
 
 from framework.model.proto import TaskState
 
@@ -93,9 +94,13 @@ def parse_task_id(task_id: str) -> tuple[str, int] | None:
     return service, int(slot)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRecord:
-    """One task as Steward last knew it. Replace, never mutate (``dataclasses.replace``)."""
+class TaskRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One task as Steward last knew it. Replace, never mutate (``msgspec.structs.replace``).
+
+    A frozen ``msgspec.Struct`` rather than a dataclass: records are rebuilt on every status update
+    and launch (tens of thousands during a reconciliation at site scale), and a Struct is built and
+    replaced about ten times faster; it also encodes straight to JSON for the store.
+    """
 
     task_id: TaskId
     service: str
@@ -150,16 +155,22 @@ class TaskRecord:
     """``TaskStatus.reason`` of the latest update."""
 
 
+_ENDED: Final[frozenset[Phase]] = frozenset(
+    {s for s in TaskState if s.is_terminal} | {TaskState.TASK_UNKNOWN}
+)
+_NOT_HOLDING: Final[frozenset[Phase]] = _ENDED | {TaskState.TASK_KILLING}
+
+
 def ends_task(state: Phase) -> bool:
     """Whether Steward stops tracking a task in this state: Mesos-terminal, or TASK_UNKNOWN (the
     master does not know it). A task that later comes back (TASK_LOST and TASK_GONE_BY_OPERATOR may)
     is handled as an unknown task: adopted or killed."""
-    return isinstance(state, TaskState) and (state.is_terminal or state is TaskState.TASK_UNKNOWN)
+    return state in _ENDED
 
 
 def is_live(record: TaskRecord) -> bool:
     """The task may be running or about to run (including unreachable and being-killed tasks)."""
-    return not ends_task(record.state)
+    return record.state not in _ENDED
 
 
 def counts_toward_desired(record: TaskRecord) -> bool:
@@ -169,10 +180,7 @@ def counts_toward_desired(record: TaskRecord) -> bool:
     per-service gauges, so the core and the metrics exporter never disagree.
     """
     return (
-        is_live(record)
-        and record.kill_requested_at is None
-        and record.replaced_at is None
-        and record.state is not TaskState.TASK_KILLING
+        record.state not in _NOT_HOLDING and record.kill_requested_at is None and record.replaced_at is None
     )
 
 
@@ -184,13 +192,13 @@ _TUPLE_FIELDS: Final = frozenset({"ports"})
 def record_to_builtins(record: TaskRecord) -> dict[str, Any]:
     """The record as JSON-ready builtins (states by name); inverse of :func:`record_from_builtins`."""
     data: dict[str, Any] = {}
-    for f in fields(TaskRecord):
-        value = getattr(record, f.name)
+    for name in TaskRecord.__struct_fields__:
+        value = getattr(record, name)
         if isinstance(value, enum.Enum):
             value = value.value
         elif isinstance(value, tuple):
             value = list(value)
-        data[f.name] = value
+        data[name] = value
     return data
 
 
@@ -198,7 +206,7 @@ def record_from_builtins(data: Mapping[str, Any]) -> TaskRecord:
     """Rebuild a record from :func:`record_to_builtins` output; unknown keys are ignored (a newer
     Steward may have written more), missing optional ones take their defaults. Raises ``ValueError``
     (or ``TypeError``/``KeyError``) on a malformed record."""
-    known = {f.name for f in fields(TaskRecord)}
+    known = set(TaskRecord.__struct_fields__)
     values = {key: value for key, value in data.items() if key in known}
     state = values.get("state")
     values["state"] = LocalState(state) if state in {s.value for s in LocalState} else TaskState(str(state))

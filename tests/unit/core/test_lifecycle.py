@@ -7,9 +7,9 @@ independently of ``lifecycle.TRANSITIONS``: a change to either must be a deliber
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
+import msgspec
 import pytest
 
 from framework.config.model import RestartBackoffConfig, ServiceKind
@@ -124,7 +124,7 @@ def test_a_partition_keeps_the_running_time_and_a_returning_task_holds_its_slot_
     assert gone.unreachable_since == 5.0
     repeated = apply_status(gone, make_status("web.0.a", S.TASK_UNREACHABLE), now=9.0).record
     assert repeated.unreachable_since == 5.0
-    replaced = dataclasses.replace(repeated, replaced_at=300.0)
+    replaced = msgspec.structs.replace(repeated, replaced_at=300.0)
     still = apply_status(replaced, make_status("web.0.a", S.TASK_UNREACHABLE), now=301.0).record
     assert still.replaced_at == 300.0
     back = apply_status(replaced, make_status("web.0.a", S.TASK_RUNNING), now=400.0).record
