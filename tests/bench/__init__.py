@@ -6,7 +6,16 @@ a new benchmark is a module with a ``@register(...)`` function, added to the imp
 
 from __future__ import annotations
 
-from tests.bench import event_path, localcluster
+from tests.bench import autoscale, event_path, localcluster
 from tests.bench.registry import BENCHMARKS, Benchmark, Figure, Options, register
 
-__all__ = ["BENCHMARKS", "Benchmark", "Figure", "Options", "event_path", "localcluster", "register"]
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "Figure",
+    "Options",
+    "autoscale",
+    "event_path",
+    "localcluster",
+    "register",
+]
