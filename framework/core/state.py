@@ -27,9 +27,10 @@ What each event does:
   know are adopted when their ID names a configured service (a surplus is then killed), otherwise
   killed. Cheap reactions happen at once (a pending kill re-sent, a duplicate in a slot, the startds
   of a host whose CVMFS ended); the rest waits for the next ``Tick``.
-* ``Tick``: timers: reconciliation retries, periodic implicit reconciliation, explicit reconciliation
-  of launches stuck without news, replacement of tasks unreachable for too long, KILL retries,
-  health kills, restart-backoff reset, scale-down, SUPPRESS/REVIVE.
+* ``Tick`` (the runtime sends one about every second): timers: reconciliation retries, periodic
+  implicit reconciliation, explicit reconciliation of launches stuck without news, replacement of
+  tasks unreachable for too long, KILL retries, health kills, restart-backoff reset, scale-down,
+  forgetting hosts that stopped offering, SUPPRESS/REVIVE.
 * ``ConfigApplied`` / ``TargetChanged`` / ``BackoffResetRequested``: recompute desired state and
   converge at once.
 * ``CallFailed``: a failed ACCEPT abandons its LAUNCHING tasks (no backoff: not their fault), a
@@ -159,6 +160,10 @@ class CoreSettings:
     """Decline filter for offers a service could use soon (backoff, dependency about to be met)."""
     default_kill_grace_s: float = 30.0
     """Kill grace for tasks of services that are not configured."""
+    host_forget_after_s: float = 900.0
+    """A host not offered for this long is forgotten (an agent that went away must not keep a
+    per-host service's demand, and its REVIVEs, alive forever). Hosts running an instance of a
+    per-host service keep it regardless."""
     notes_kept: int = 200
     """How many recent notes the snapshot carries."""
 
@@ -250,6 +255,7 @@ class SchedulerState:
         self._by_host: dict[str, dict[TaskId, None]] = {}
         self._hosts: dict[str, HostInfo] = {}
         self._agent_hosts: dict[AgentId, str] = {}
+        self._host_seen_at: dict[str, float] = {}
         self._targets: dict[str, Target] = {}
         self._backoff: dict[str, RestartBackoff] = {}
         self._breaker: dict[str, bool] = {}
@@ -557,12 +563,28 @@ class SchedulerState:
 
     # --- offers ---------------------------------------------------------------------------------
 
-    def _learn_host(self, offer: Offer) -> None:
+    def _learn_host(self, offer: Offer, now: float) -> None:
         info = host_from_offer(offer)
         if self._hosts.get(info.hostname) != info:
             self._hosts[info.hostname] = info
             self._desired_cache = None
-        self._agent_hosts[info.agent_id] = info.hostname
+        self._host_seen_at[info.hostname] = now
+        if self._agent_hosts.get(info.agent_id) != info.hostname:
+            self._agent_hosts[info.agent_id] = info.hostname
+            for tid in list(self._by_host.get("", ())):
+                record = self._tasks[tid]
+                if record.agent_id == info.agent_id:  # adopted before its agent was offered
+                    self._put(msgspec.structs.replace(record, hostname=info.hostname))
+
+    def _forget_stale_hosts(self, now: float) -> None:
+        limit = self._settings.host_forget_after_s
+        stale = [h for h, seen in self._host_seen_at.items() if now - seen >= limit]
+        for hostname in stale:
+            del self._host_seen_at[hostname]
+            self._hosts.pop(hostname, None)
+        if stale:
+            self._desired_cache = None
+            self._note("hosts_forgotten", f"{len(stale)} host(s) not offered for {limit:g} s forgotten")
 
     def _blocked(self) -> dict[str, str]:
         blocked = {}
@@ -576,7 +598,7 @@ class SchedulerState:
         self._counters["offers_received"] += len(offers)
         default_role = self._roles[0] if len(self._roles) == 1 else None
         for offer in offers:
-            self._learn_host(offer)
+            self._learn_host(offer, now)
             role = offer.role or default_role
             if role is not None:
                 self._last_offer_at[role] = now
@@ -849,6 +871,7 @@ class SchedulerState:
 
     def _on_tick(self, now: float) -> None:
         self._reconcile_timers(now)
+        self._forget_stale_hosts(now)
         self._converge_all(now)
 
     def _converge_all(self, now: float) -> None:
@@ -960,6 +983,8 @@ class SchedulerState:
             for record in counting:
                 by_host.setdefault(record.hostname, []).append(record)
             for host, members in by_host.items():
+                if not host:
+                    continue  # adopted on an agent not offered yet: nothing to judge by
                 if host not in hosts:
                     for record in members:
                         self._request_kill(record, f"host {host} no longer needs {name}", now)
@@ -1155,7 +1180,7 @@ class SchedulerState:
                 if not wanted.per_host and not wanted.hold_surplus and len(counting) > wanted.count:
                     problems.append(f"{name}: {len(counting)} counting tasks, desired {wanted.count}")
                 if wanted.per_host:
-                    hosts = [r.hostname for r in counting]
+                    hosts = [r.hostname for r in counting if r.hostname]  # "": agent not offered yet
                     if len(hosts) != len(set(hosts)) or not set(hosts) <= (wanted.hosts or frozenset()):
                         problems.append(f"{name}: per-host tasks on {sorted(hosts)}")
         if problems:

@@ -514,3 +514,40 @@ def test_records_from_the_store_are_reconciled_then_kept(make_state: MakeState) 
         "squid.1.t2",
         "web.1.t3",
     ]
+
+
+def test_a_host_that_stops_offering_is_forgotten_with_its_per_host_demand(make_state: MakeState) -> None:
+    h = make_state(
+        """
+        services:
+          cvmfs: {kind: cvmfs, container: {image: cvmfs}, resources: {cpus: 1, mem: 256MiB}}
+        """
+    )
+    h.subscribe()
+    ops = h.offers(make_offer(hostname="a"), make_offer(hostname="gone", cpus=0.5), after=1)
+    assert [h.state.tasks[t].hostname for t in h.launched(ops)] == ["a"]
+    assert h.state.snapshot().service("cvmfs").pending == 1
+    revives = of_type(h.run_for(600, step=10), Revive)
+    assert len(revives) >= 10  # demand left waiting: revive every 30 s
+    ops = h.run_for(300, step=10)
+    assert h.state.snapshot().service("cvmfs").desired == 1
+    assert of_type(ops, Suppress) == [Suppress(("*",))]
+    assert any(n.kind == "hosts_forgotten" for n in h.state.snapshot().notes)
+    assert h.state.snapshot().service("cvmfs").counting == 1  # a, silent as well, keeps its instance
+
+
+def test_a_task_adopted_before_its_agent_was_offered_learns_its_host_later(make_state: MakeState) -> None:
+    h = make_state(
+        """
+        services:
+          cvmfs: {kind: cvmfs, container: {image: cvmfs}, resources: {cpus: 1, mem: 256MiB}}
+        """
+    )
+    h.subscribe()
+    h.update("cvmfs.0.old", S.TASK_RUNNING, agent_id="agent-a", reason="REASON_RECONCILIATION")
+    assert h.state.tasks[TaskId("cvmfs.0.old")].hostname == ""
+    assert of_type(h.run_for(5), Kill) == []  # its host is unknown: nothing to judge by
+    ops = h.offers(make_offer(hostname="a"), make_offer(hostname="b"), after=1)
+    assert h.state.tasks[TaskId("cvmfs.0.old")].hostname == "a"
+    assert [h.state.tasks[t].hostname for t in h.launched(ops)] == ["b"]
+    assert any(isinstance(op, PersistTasks) and op.records[0].hostname == "a" for op in ops)

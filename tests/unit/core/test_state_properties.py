@@ -87,6 +87,7 @@ class UnknownStep:
     service: str
     slot: int
     state: TaskState
+    agent: str
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,11 @@ steps = st.one_of(
         st.booleans(),
     ),
     st.builds(
-        UnknownStep, st.sampled_from(["web", "squid", "gone"]), st.integers(0, 4), st.sampled_from(STATES)
+        UnknownStep,
+        st.sampled_from(["web", "squid", "cvmfs", "gone"]),
+        st.integers(0, 4),
+        st.sampled_from(STATES),
+        st.sampled_from(["agent-h1", "agent-h9"]),  # h9 is never offered: its host stays unknown
     ),
     st.builds(
         TargetStep, st.sampled_from(["squid", "web", "cvmfs"]), st.one_of(st.none(), st.integers(0, 5))
@@ -198,10 +203,8 @@ def test_random_histories_keep_the_invariants(history: list[Step]) -> None:
                         agent_id=record.agent_id,
                     )
                 )
-            case UnknownStep(service, slot, task_state):
-                event = StatusUpdated(
-                    make_status(f"{service}.{slot}.x{now:.0f}", task_state, agent_id="agent-h1")
-                )
+            case UnknownStep(service, slot, task_state, agent):
+                event = StatusUpdated(make_status(f"{service}.{slot}.x{now:.0f}", task_state, agent_id=agent))
             case TargetStep(service, instances):
                 event = TargetChanged(service, instances, "test")
             case TickStep(seconds):
