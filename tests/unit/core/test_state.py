@@ -551,3 +551,25 @@ def test_a_task_adopted_before_its_agent_was_offered_learns_its_host_later(make_
     assert h.state.tasks[TaskId("cvmfs.0.old")].hostname == "a"
     assert [h.state.tasks[t].hostname for t in h.launched(ops)] == ["b"]
     assert any(isinstance(op, PersistTasks) and op.records[0].hostname == "a" for op in ops)
+
+
+def test_a_failed_store_write_abandons_the_launches_it_held(state: Harness) -> None:
+    ops = state.offers(make_offer(hostname="a"))
+    (persist,) = of_type(ops, PersistTasks)
+    ops = state.handle(CallFailed(persist, "disk full"), after=1)
+    assert of_type(ops, ForgetTasks) == [ForgetTasks(tuple(r.task_id for r in persist.records))]
+    assert state.state.tasks == {}
+    assert state.state.snapshot().counters["launches_abandoned"] == len(persist.records)
+
+
+def test_failed_suppress_and_revive_calls_are_taken_again(state: Harness) -> None:
+    (revive,) = of_type(state.history[0][1], Revive)
+    state.handle(CallFailed(revive, "503"), after=1)
+    assert state.state.snapshot().suppressed_roles == {"*"}
+    assert of_type(state.run_for(3), Revive) == []  # not before revive_min_interval
+    assert of_type(state.tick(), Revive) == [revive]
+    ops = state.offers(make_offer(hostname="a"), make_offer(hostname="b"))
+    (suppress,) = of_type(ops, Suppress)
+    state.handle(CallFailed(suppress, "503"), after=1)
+    assert state.state.snapshot().suppressed_roles == frozenset()
+    assert of_type(state.tick(), Suppress) == [suppress]
