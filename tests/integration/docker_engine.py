@@ -26,6 +26,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from framework.localcluster.containerizers.docker import connect_docker
+
 TEST_IMAGE = "steward-test/busybox:local"
 _IMAGE_RECIPE_VERSION = "2"
 _RECIPE_LABEL = "org.steward.test-image-recipe"
@@ -59,12 +61,17 @@ class DockerEngine:
 
 
 def _ping(timeout_s: float = 10.0) -> docker.DockerClient | None:
+    base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        client = docker.from_env(timeout=int(max(1, timeout_s)))
-        client.ping()
-        return client
+        client = connect_docker(base_url, timeout_s)
     except docker.errors.DockerException:
         return None
+    try:
+        client.ping()
+    except docker.errors.DockerException:
+        client.close()
+        return None
+    return client
 
 
 def _dockerd_binary() -> str | None:

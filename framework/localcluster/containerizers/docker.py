@@ -88,6 +88,7 @@ __all__ = [
     "SANDBOX_MOUNT",
     "TASK_LABEL_PREFIX",
     "DockerContainerizer",
+    "connect_docker",
     "container_name_for",
     "docker_run_kwargs",
 ]
@@ -650,7 +651,7 @@ class DockerContainerizer:
                     elif self._client_arg is not None:
                         self._client = self._client_arg()
                     else:
-                        self._client = _connect(self._docker_host, self._api_timeout_s)
+                        self._client = connect_docker(self._docker_host, self._api_timeout_s)
                 except docker.errors.DockerException as exc:
                     raise LaunchFailed(
                         f"cannot reach the Docker daemon at {self._docker_host}: {exc}"
@@ -1037,7 +1038,7 @@ class DockerContainerizer:
         )
 
 
-def _connect(base_url: str, timeout_s: float) -> docker.DockerClient:
+def connect_docker(base_url: str, timeout_s: float) -> docker.DockerClient:
     """A client speaking the daemon's API version, negotiated with a throwaway client.
 
     ``DockerClient(version="auto")`` negotiates in its constructor and, when the daemon is down,
