@@ -4,6 +4,7 @@
 
 # Builds what is missing, refreshes the service images through docker's layer cache (quick when unchanged).
 images:
+	deploy/scripts/ensure-dockerd.sh
 	deploy/images/build.sh
 
 # Removes the images build.sh made (service images first: they depend on the bases).
