@@ -78,6 +78,13 @@ def _cmd_local_cluster(args: argparse.Namespace) -> int:
     return main_local_cluster(args)
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    """Run a service's autoscale policy (the production code) on a load trace, with baselines."""
+    from framework.sim.cli import main_simulate  # noqa: PLC0415 - numpy/matplotlib only here
+
+    return main_simulate(list(args.simulate_args))
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -89,6 +96,7 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "validate": _cmd_validate,
     "run": _cmd_run,
     "local-cluster": _cmd_local_cluster,
+    "simulate": _cmd_simulate,
 }
 """Sub-command name -> implementation."""
 
@@ -139,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, metavar="FILE", help="a cluster file: agents, resources, timings"
     )
     local.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS)
+    # The simulator parses its own options (`steward simulate --help` shows them); main() hands it
+    # everything after the word, so its flags never collide with these parsers.
+    simulate = sub.add_parser(
+        "simulate",
+        add_help=False,
+        help="run a service's autoscale policy on a load trace (see: steward simulate --help)",
+    )
+    simulate.add_argument("simulate_args", nargs=argparse.REMAINDER)
     missing = set(sub.choices) ^ set(COMMANDS)
     assert not missing, f"sub-commands without a parser or an implementation: {missing}"
     return parser
@@ -147,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``steward`` console script; returns the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:
+        return _cmd_simulate(argparse.Namespace(simulate_args=argv[1:]))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)

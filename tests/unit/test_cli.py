@@ -66,6 +66,9 @@ def runtime(monkeypatch: pytest.MonkeyPatch) -> FakeRuntime:
     return fake
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
 def test_validate_prints_ok_and_the_service_count(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(good)]) == 0
     captured = capsys.readouterr()
@@ -233,3 +236,46 @@ def test_module_entry_point_matches_main(good: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{good}: ok (1 service)\n"
+
+
+def test_simulate_runs_the_policy_on_a_trace_through_the_steward_command(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("t,requests\n" + "".join(f"{t},{400 if t < 60 else 3000}\n" for t in range(180)))
+    out = tmp_path / "out"
+    status = main(
+        [
+            "simulate",
+            "--config",
+            str(EXAMPLES / "squid-autoscale.yaml"),
+            "--service",
+            "squid",
+            "--trace",
+            str(trace),
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    rows = (out / "timeline.csv").read_text().splitlines()
+    assert rows[0] == "t,offered,observed,desired,ready"
+    assert len(rows) == 181
+    assert max(int(r.split(",")[3]) for r in rows[1:]) > 2  # the step made it scale up
+
+
+def test_simulate_reports_a_bad_service_with_exit_2(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("t,requests\n0,1\n")
+    status = main(
+        [
+            "simulate",
+            "--config",
+            str(EXAMPLES / "squid-autoscale.yaml"),
+            "--service",
+            "nope",
+            "--trace",
+            str(trace),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert status == 2
