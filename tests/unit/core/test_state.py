@@ -3,10 +3,14 @@ step by the harness (``conftest.Harness``) and again at teardown."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
+import msgspec
 import pytest
 
+from framework.config import load_config
 from framework.core.state import CoreSettings
 from framework.model.events import (
     BackoffResetRequested,
@@ -32,6 +36,7 @@ from framework.model.proto import TaskState
 from framework.model.tasks import LocalState, OfferId, TaskId
 from framework.testing.builders import make_config, make_offer, make_record
 from tests.unit.core.conftest import BASIC, SITE, Harness, of_type
+from tests.unit.mesos.test_schema_conformance import check
 
 S = TaskState
 MakeState = Callable[..., Harness]
@@ -573,3 +578,35 @@ def test_failed_suppress_and_revive_calls_are_taken_again(state: Harness) -> Non
     state.handle(CallFailed(suppress, "503"), after=1)
     assert state.state.snapshot().suppressed_roles == frozenset()
     assert of_type(state.tick(), Suppress) == [suppress]
+
+
+def test_the_local_demo_comes_up_in_dependency_order_with_valid_task_infos(make_state: MakeState) -> None:
+    config = load_config(Path(__file__).resolve().parents[3] / "examples" / "local-demo.yaml")
+    h = make_state(config)
+    h.subscribe()
+    h.handle(TargetChanged("startd", 2, "two idle jobs"))
+    agents = [f"agent-{i}" for i in (1, 2, 3)]
+    infos = []
+    for round_ in range(4):
+        ops = h.offers(
+            *(
+                make_offer(hostname=a, cpus=4, mem=8192, disk=20000, ports=[(31000, 31999), (9618, 9618)])
+                for a in agents
+            ),
+            after=6,
+        )
+        infos += [info for op in of_type(ops, Launch) for info in op.task_infos]
+        for service in ("squid", "condor-cm", "cvmfs", "startd"):
+            h.run_all(service, healthy=True)
+        if round_ == 0:
+            assert {h.state.tasks[t].service for t in h.state.tasks} == {"squid", "condor-cm"}
+    assert sorted(h.state.tasks[t].service for t in h.state.tasks) == sorted(
+        ["condor-cm", "squid", "squid", "cvmfs", "cvmfs", "cvmfs", "startd", "startd"]
+    )
+    for info in infos:
+        assert check(json.loads(msgspec.json.encode(info)), "TaskInfo") == [], info.name
+    cvmfs = next(i for i in infos if i.name.startswith("cvmfs."))
+    assert cvmfs.command is not None and cvmfs.command.environment is not None
+    proxy = cvmfs.command.environment.as_dict()["CVMFS_HTTP_PROXY"]
+    assert proxy.count("http://agent-") == 2  # both squids, load-balanced
+    assert h.state.snapshot().suppressed_roles == {"*"}
