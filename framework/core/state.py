@@ -583,6 +583,9 @@ class SchedulerState:
             del self._host_seen_at[hostname]
             self._hosts.pop(hostname, None)
         if stale:
+            gone = set(stale)
+            for agent_id in [a for a, h in self._agent_hosts.items() if h in gone]:
+                del self._agent_hosts[agent_id]
             self._desired_cache = None
             self._note("hosts_forgotten", f"{len(stale)} host(s) not offered for {limit:g} s forgotten")
 
