@@ -6,10 +6,9 @@ the framework ID in the store before anything else happens, and runs the schedul
 signal or a fatal error. All scheduler state lives on the driver's dispatcher thread; other threads
 reach it with ``driver.call_soon``.
 
-What the scheduler does with offers and updates is decided by ``StewardScheduler``. Until the
-scheduler core lands (placement of the configured services), it is a well-behaved idle framework:
-it declines every offer at once with the configured long filter, suppresses its roles, reconciles
-after every subscription, and acknowledges updates that carry a uuid.
+What the scheduler does with offers and updates is decided by the pure core
+(``framework.core.state.SchedulerState``); ``framework.runtime.scheduler.CoreScheduler`` feeds it
+the driver's callbacks and a Tick every second, and carries out the operations it answers.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -28,18 +26,16 @@ from framework.config import Config, read_secret
 from framework.config.model import FileStoreConfig
 from framework.mesos.detector import MasterDetector, make_detector
 from framework.mesos.errors import MesosError
-from framework.mesos.scheduler_driver import SchedulerCallbacks, SchedulerDriver
+from framework.mesos.scheduler_driver import SchedulerDriver
 from framework.mesos.transport import HttpTransport
-from framework.model.proto import Filters as ProtoFilters
 from framework.model.proto import (
     FrameworkCapability,
     FrameworkID,
     FrameworkInfo,
-    MasterInfo,
-    Offer,
-    TaskStatus,
 )
-from framework.store.file import FileStore
+from framework.runtime.scheduler import CoreScheduler, Ticker
+from framework.store.base import Store, StoreError
+from framework.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from framework.localcluster.cluster import LocalCluster
@@ -70,11 +66,14 @@ def build_framework_info(config: Config, framework_id: str | None) -> FrameworkI
     )
 
 
-def open_store(config: Config) -> FileStore:
+def open_store(config: Config) -> Store:
     store = config.framework.store
     if not isinstance(store, FileStoreConfig):
         raise StartupError(f"framework.store.type {store.type!r} is not available yet; use type: file")
-    return FileStore(store.path)
+    try:
+        return SQLiteStore(store.path)
+    except StoreError as exc:
+        raise StartupError(f"framework.store: {exc}") from exc
 
 
 def make_transport(config: Config) -> HttpTransport:
@@ -90,83 +89,30 @@ def make_transport(config: Config) -> HttpTransport:
     return HttpTransport(basic_auth=basic_auth, verify=verify)
 
 
-def _call(method: Callable[..., object], *args: object) -> None:
-    """Make a call to the master; a failure is logged, never raised into the driver.
-
-    Calls are at-most-once anyway (a 202 is no promise): a lost DECLINE leaves the offer to time out
-    or be rescinded, a lost ACK is redelivered by the agent, a lost RECONCILE is repeated after the
-    next subscription. A lost subscription is noticed and repaired by the driver itself.
-    """
-    try:
-        method(*args)
-    except MesosError as exc:
-        log.warning("%s failed: %s", getattr(method, "__name__", "call"), exc)
-
-
-class StewardScheduler(SchedulerCallbacks):
-    """Scheduler callbacks; every method runs on the driver's dispatcher thread."""
-
-    def __init__(self, config: Config, store: FileStore) -> None:
-        self._config = config
-        self._store = store
-        self._roles = tuple(config.framework.roles)
-        self.subscriptions = 0
-
-    def subscribed(self, driver: SchedulerDriver, framework_id: str, master_info: MasterInfo | None) -> None:
-        # Persist first: a crash after this line must find the ID, or every task would be orphaned.
-        self._store.set_framework_id(framework_id)
-        self.subscriptions += 1
-        where = master_info.hostname if master_info is not None else "?"
-        log.info("subscribed as framework %s (master %s)", framework_id, where)
-        # Nothing to launch yet: ask the master for no offers at all, and learn what is running.
-        _call(driver.suppress, self._roles)
-        _call(driver.reconcile)
-
-    def offers(self, driver: SchedulerDriver, offers: Sequence[Offer]) -> None:
-        refuse = self._config.framework.offers.refuse_seconds
-        _call(driver.decline, [o.id for o in offers], ProtoFilters(refuse_seconds=refuse))
-        log.debug("declined %d offer(s) for %ss: nothing to launch", len(offers), refuse)
-
-    def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
-        log.info(
-            "task %s is %s%s",
-            status.task_id.value,
-            status.state.value,
-            f" ({status.reason})" if status.reason else "",
-        )
-        _call(driver.acknowledge, status)
-
-    def error(self, driver: SchedulerDriver, message: str) -> None:
-        log.error("the master reported an error: %s", message)
-        if "has been removed" in message:
-            # The ID can never be used again; a restart must register afresh.
-            self._store.forget_framework_id()
-
-    def disconnected(self, driver: SchedulerDriver, reason: str) -> None:
-        log.warning("disconnected from the master: %s; re-subscribing", reason)
-
-
 @dataclass
 class Runtime:
     """A running Steward: the pieces ``run_framework`` starts, so tests can drive and stop them."""
 
     config: Config
-    store: FileStore
+    store: Store
     detector: MasterDetector
     transport: HttpTransport
-    scheduler: StewardScheduler
+    scheduler: CoreScheduler
     driver: SchedulerDriver
+    ticker: Ticker
 
     embedded: LocalCluster | None = None
     """The embedded cluster started for ``master: local``; stopped (with its tasks) on close."""
 
     def stop(self) -> None:
+        self.ticker.stop()
         self.driver.stop()
 
     def close(self) -> None:
-        self.driver.stop()
+        self.stop()
         self.transport.close()
         self.detector.close()
+        self.store.close()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -214,7 +160,7 @@ def start_runtime(config: Config, master: str | None = None) -> Runtime:
             embedded.stop()
         raise
     framework_id = store.framework_id()
-    scheduler = StewardScheduler(config, store)
+    scheduler = CoreScheduler(config, store)
     driver = SchedulerDriver(
         scheduler,
         build_framework_info(config, framework_id),
@@ -230,8 +176,11 @@ def start_runtime(config: Config, master: str | None = None) -> Runtime:
         f"id {framework_id}" if framework_id else "first registration",
         master,
     )
+    scheduler.driver = driver
+    ticker = Ticker(driver, scheduler)
     driver.start()
-    return Runtime(config, store, detector, transport, scheduler, driver, embedded)
+    ticker.start()
+    return Runtime(config, store, detector, transport, scheduler, driver, ticker, embedded)
 
 
 def run_framework(config: Config, master: str | None = None) -> int:
@@ -270,7 +219,6 @@ def run_framework(config: Config, master: str | None = None) -> int:
 __all__ = [
     "Runtime",
     "StartupError",
-    "StewardScheduler",
     "build_framework_info",
     "run_framework",
     "start_runtime",

@@ -6,7 +6,7 @@ a new benchmark is a module with a ``@register(...)`` function, added to the imp
 
 from __future__ import annotations
 
-from tests.bench import autoscale, event_path, localcluster
+from tests.bench import autoscale, core, event_path, localcluster
 from tests.bench.registry import BENCHMARKS, Benchmark, Figure, Options, register
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Figure",
     "Options",
     "autoscale",
+    "core",
     "event_path",
     "localcluster",
     "register",

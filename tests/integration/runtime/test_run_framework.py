@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ import requests
 from framework.cli import main
 from framework.config import parse_config
 from framework.runtime.app import Runtime, StartupError, start_runtime
+from framework.store.sqlite import SQLiteStore
 from framework.testing.scripted_server import Respond, ScriptedServer, Stream
 
 WAIT = 10.0
@@ -51,7 +51,30 @@ def offer(offer_id: str) -> dict[str, object]:
         "framework_id": {"value": "fw-7"},
         "agent_id": {"value": "agent-1"},
         "hostname": "agent-1",
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 4}}],
+        "resources": [
+            {
+                "name": "cpus",
+                "type": "SCALAR",
+                "scalar": {"value": 4},
+                "role": "*",
+                "allocation_info": {"role": "site"},
+            },
+            {
+                "name": "mem",
+                "type": "SCALAR",
+                "scalar": {"value": 4096},
+                "role": "*",
+                "allocation_info": {"role": "site"},
+            },
+            {
+                "name": "ports",
+                "type": "RANGES",
+                "ranges": {"range": [{"begin": 31000, "end": 31099}]},
+                "role": "*",
+                "allocation_info": {"role": "site"},
+            },
+        ],
+        "allocation_info": {"role": "site"},
     }
 
 
@@ -76,7 +99,7 @@ def started(tmp_path: Path, server: ScriptedServer):
         runtime.close()
 
 
-def test_first_registration_persists_the_id_then_suppresses_and_reconciles(server, started, tmp_path):
+def test_first_registration_persists_the_id_revives_for_demand_and_reconciles(server, started, tmp_path):
     server.on("SUBSCRIBE", Stream([subscribed()]))
     runtime = started()
     body = server.wait_for(1, "SUBSCRIBE", timeout=WAIT)[0].json
@@ -91,12 +114,12 @@ def test_first_registration_persists_the_id_then_suppresses_and_reconciles(serve
     }
     assert "id" not in info and "framework_id" not in body
     assert body["subscribe"]["suppressed_roles"] == ["site"]
-    suppress = server.wait_for(1, "SUPPRESS", timeout=WAIT)[0].json
-    assert suppress["suppress"] == {"roles": ["site"]}
-    reconcile = server.wait_for(1, "RECONCILE", timeout=WAIT)[0].json
-    assert reconcile["reconcile"] == {}
+    # The web service wants an instance: offers are asked for again.
+    revive = server.wait_for(1, "REVIVE", timeout=WAIT)[0].json
+    assert revive["revive"] == {"roles": ["site"]}
+    server.wait_for(1, "RECONCILE", timeout=WAIT)
     assert runtime.store.framework_id() == "fw-7"
-    assert json.loads((tmp_path / "state" / "state.json").read_text())["framework_id"] == "fw-7"
+    assert SQLiteStore(tmp_path / "state").framework_id() == "fw-7"
 
 
 def test_a_restart_subscribes_with_the_stored_id_in_both_places(server, started, tmp_path):
@@ -110,17 +133,22 @@ def test_a_restart_subscribes_with_the_stored_id_in_both_places(server, started,
     assert body["subscribe"]["framework_info"]["id"] == {"value": "fw-7"}
 
 
-def test_offers_are_declined_at_once_with_the_configured_long_filter(server, started):
+def test_an_offer_that_fits_launches_the_service_and_the_rest_are_declined(server, started):
     server.on(
         "SUBSCRIBE",
         Stream([subscribed(), {"type": "OFFERS", "offers": {"offers": [offer("o-1"), offer("o-2")]}}]),
     )
-    started()
+    runtime = started()
+    accept = server.wait_for(1, "ACCEPT", timeout=WAIT)[0].json["accept"]
+    assert accept["offer_ids"] == [{"value": "o-1"}]
+    (task,) = accept["operations"][0]["launch"]["task_infos"]
+    assert task["task_id"]["value"].startswith("web.0.")
+    assert task["container"]["docker"]["image"] == "example/web:1"
+    assert task["agent_id"] == {"value": "agent-1"}
+    # The record was written before the ACCEPT went out.
+    assert [r.task_id for r in runtime.store.load_tasks()] == [task["task_id"]["value"]]
     decline = server.wait_for(1, "DECLINE", timeout=WAIT)[0].json
-    assert decline["decline"] == {
-        "offer_ids": [{"value": "o-1"}, {"value": "o-2"}],
-        "filters": {"refuse_seconds": 300.0},
-    }
+    assert decline["decline"] == {"offer_ids": [{"value": "o-2"}], "filters": {"refuse_seconds": 300.0}}
     assert decline["framework_id"] == {"value": "fw-7"}
 
 

@@ -1,0 +1,212 @@
+"""The shell around the pure core: Mesos callbacks become events, operations become calls and writes.
+
+``CoreScheduler`` is the driver's callback object. Every method runs on the driver's dispatcher
+thread, which is therefore the one thread that owns ``SchedulerState``; timers and other threads hand
+it work through ``driver.call_soon`` (``Ticker`` sends a ``Tick`` every second that way).
+
+Executing operations keeps the write-ahead rules of ``framework.model.operations``: the list is run in
+order; a store write that fails stops the rest of the list (nothing after it may act on an unwritten
+record) and comes back to the core as ``CallFailed``; a failed master call comes back as
+``CallFailed`` too, and the rest of the list still runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from framework.config import Config
+from framework.core.state import SchedulerState
+from framework.mesos.errors import MesosError
+from framework.mesos.scheduler_driver import SchedulerCallbacks, SchedulerDriver
+from framework.model import events
+from framework.model.operations import (
+    Acknowledge,
+    Decline,
+    ForgetTasks,
+    Kill,
+    Launch,
+    Operation,
+    PersistFrameworkId,
+    PersistTasks,
+    Reconcile,
+    Revive,
+    Suppress,
+)
+from framework.model.proto import (
+    DurationInfo,
+    Filters,
+    KillPolicy,
+    LaunchOperation,
+    MasterInfo,
+    Offer,
+    TaskStatus,
+)
+from framework.model.proto import Operation as OfferOperation
+from framework.model.snapshot import StateSnapshot
+from framework.store.base import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class CoreScheduler(SchedulerCallbacks):
+    """Feeds the core and carries out what it decides. Not thread-safe: dispatcher thread only."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        state: SchedulerState | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.state = state or SchedulerState(
+            config,
+            now=clock(),
+            tasks=store.load_tasks(),
+            framework_id=store.framework_id(),
+        )
+        self.driver: SchedulerDriver | None = None
+        self._snapshot: StateSnapshot | None = None
+        self._snapshot_lock = threading.Lock()
+        self.fatal_error: BaseException | None = None
+
+    # --- reading the state from other threads ---------------------------------------------------
+
+    def snapshot(self) -> StateSnapshot | None:
+        """The latest snapshot taken on the dispatcher thread (None before the first event)."""
+        with self._snapshot_lock:
+            return self._snapshot
+
+    # --- events in ------------------------------------------------------------------------------
+
+    def feed(self, event: events.Event) -> None:
+        """Hand ``event`` to the core and execute what it answers, feeding failures back in turn."""
+        pending: deque[events.Event] = deque([event])
+        while pending:
+            ops = self.state.handle(pending.popleft(), self._clock())
+            pending.extend(self._execute(ops))
+        for note in self.state.take_notes():
+            log.info("%s", note)
+        snapshot = self.state.snapshot()
+        with self._snapshot_lock:
+            self._snapshot = snapshot
+
+    def subscribed(self, driver: SchedulerDriver, framework_id: str, master_info: MasterInfo | None) -> None:
+        self.driver = driver
+        where = master_info.hostname if master_info is not None else "?"
+        log.info("subscribed as framework %s (master %s)", framework_id, where)
+        self.feed(events.Subscribed(framework_id=framework_id))
+
+    def offers(self, driver: SchedulerDriver, offers: Sequence[Offer]) -> None:
+        self.driver = driver
+        self.feed(events.OffersReceived(offers=tuple(offers)))
+
+    def rescinded(self, driver: SchedulerDriver, offer_id: str) -> None:
+        self.feed(events.OfferRescinded(offer_id=offer_id))  # type: ignore[arg-type]
+
+    def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        self.driver = driver
+        self.feed(events.StatusUpdated(status=status))
+
+    def disconnected(self, driver: SchedulerDriver, reason: str) -> None:
+        log.warning("disconnected from the master: %s; re-subscribing", reason)
+        self.feed(events.Disconnected(reason=reason))
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        log.error("the master reported an error: %s", message)
+        if "has been removed" in message:
+            # The ID can never be used again; a restart must register afresh.
+            self._store.forget_framework_id()
+
+    def tick(self) -> None:
+        self.feed(events.Tick())
+
+    # --- operations out -------------------------------------------------------------------------
+
+    def _execute(self, ops: Sequence[Operation]) -> list[events.Event]:
+        """Run ``ops`` in order; return ``CallFailed`` events for what failed."""
+        failed: list[events.Event] = []
+        for index, op in enumerate(ops):
+            try:
+                self._execute_one(op)
+            except StoreError as exc:
+                log.error("store write failed, not acting on the rest of this decision: %s", exc)
+                failed.append(events.CallFailed(operation=op, error=str(exc)))
+                # Nothing after a failed write may act on the record it did not write.
+                failed.extend(
+                    events.CallFailed(operation=later, error="skipped: an earlier store write failed")
+                    for later in ops[index + 1 :]
+                    if isinstance(later, Launch | Acknowledge)
+                )
+                break
+            except MesosError as exc:
+                log.warning("%s failed: %s", type(op).__name__, exc)
+                failed.append(events.CallFailed(operation=op, error=str(exc)))
+        return failed
+
+    def _execute_one(self, op: Operation) -> None:
+        driver = self.driver
+        match op:
+            case PersistTasks(records=records):
+                self._store.apply(persist=records)
+            case ForgetTasks(task_ids=task_ids):
+                self._store.apply(forget=task_ids)
+            case PersistFrameworkId(framework_id=framework_id):
+                self._store.set_framework_id(framework_id)
+            case _ if driver is None:
+                raise MesosError(f"{type(op).__name__} before the driver was known")
+            case Launch(offer_ids=offer_ids, task_infos=task_infos, refuse_seconds=refuse):
+                launch = OfferOperation(type="LAUNCH", launch=LaunchOperation(task_infos=task_infos))
+                driver.accept(offer_ids, [launch], Filters(refuse_seconds=refuse))
+                for info in task_infos:
+                    log.info("launching %s on %s", info.task_id.value, info.agent_id.value)
+            case Decline(offer_ids=offer_ids, refuse_seconds=refuse, reasons=reasons):
+                driver.decline(offer_ids, Filters(refuse_seconds=refuse))
+                for offer_id, reason in zip(offer_ids, reasons, strict=False):
+                    log.debug("declined %s for %ss: %s", offer_id, refuse, reason)
+            case Kill(task_id=task_id, agent_id=agent_id, grace_period_s=grace, reason=reason):
+                log.info("killing %s: %s", task_id, reason)
+                policy = KillPolicy(grace_period=DurationInfo.from_seconds(grace))
+                driver.kill(task_id, agent_id, policy)
+            case Suppress(roles=roles):
+                driver.suppress(roles)
+            case Revive(roles=roles):
+                driver.revive(roles)
+            case Acknowledge(status=status):
+                driver.acknowledge(status)
+            case Reconcile(tasks=tasks):
+                driver.reconcile(tasks)
+            case _:
+                raise AssertionError(f"unknown operation {op!r}")
+
+
+class Ticker:
+    """Sends ``scheduler.tick`` to the dispatcher thread every ``interval_s`` until stopped."""
+
+    def __init__(self, driver: SchedulerDriver, scheduler: CoreScheduler, interval_s: float = 1.0) -> None:
+        self._driver = driver
+        self._scheduler = scheduler
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steward-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._driver.call_soon(self._scheduler.tick)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self._interval_s + 1)
+
+
+__all__ = ["CoreScheduler", "Ticker"]
