@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from framework.config import Config, read_secret
 from framework.config.model import FileStoreConfig
+from framework.core.state import CoreSettings
 from framework.mesos.detector import MasterDetector, make_detector
 from framework.mesos.errors import MesosError
 from framework.mesos.scheduler_driver import SchedulerDriver
@@ -143,8 +144,13 @@ def start_embedded_cluster(config: Config) -> LocalCluster:
     return cluster
 
 
-def start_runtime(config: Config, master: str | None = None) -> Runtime:
-    """Build and start every piece; raises StartupError for what the operator must fix."""
+def start_runtime(
+    config: Config, master: str | None = None, *, settings: CoreSettings | None = None
+) -> Runtime:
+    """Build and start every piece; raises StartupError for what the operator must fix.
+
+    ``settings`` overrides the core's policy knobs the configuration does not carry (tests use it
+    to shorten the unreachable-replacement and reconciliation timers)."""
     master = master or config.framework.master
     embedded = start_embedded_cluster(config) if master == "local" else None
     try:
@@ -160,7 +166,7 @@ def start_runtime(config: Config, master: str | None = None) -> Runtime:
             embedded.stop()
         raise
     framework_id = store.framework_id()
-    scheduler = CoreScheduler(config, store)
+    scheduler = CoreScheduler(config, store, settings=settings)
     driver = SchedulerDriver(
         scheduler,
         build_framework_info(config, framework_id),

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from framework.config import Config
-from framework.core.state import SchedulerState
+from framework.core.state import CoreSettings, SchedulerState
 from framework.mesos.errors import MesosError
 from framework.mesos.scheduler_driver import SchedulerCallbacks, SchedulerDriver
 from framework.model import events
@@ -62,7 +62,9 @@ class CoreScheduler(SchedulerCallbacks):
         *,
         clock: Callable[[], float] = time.monotonic,
         state: SchedulerState | None = None,
+        settings: CoreSettings | None = None,
     ) -> None:
+        """``settings`` tunes the core's policy timers (tests shorten them); ignored with ``state``."""
         self._store = store
         self._clock = clock
         self.state = state or SchedulerState(
@@ -70,6 +72,7 @@ class CoreScheduler(SchedulerCallbacks):
             now=clock(),
             tasks=store.load_tasks(),
             framework_id=store.framework_id(),
+            settings=settings,
         )
         self.driver: SchedulerDriver | None = None
         self._snapshot: StateSnapshot | None = None
