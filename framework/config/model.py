@@ -480,6 +480,64 @@ class AutoscaleConfig:
     target_per_instance: Annotated[float, positive]
     """Load one instance should carry (> 0), in the source's unit (requests/s, idle jobs...)."""
 
+    # The policy's tuning knobs. Unset keeps the recommended default (see the configuration
+    # reference); ``steward simulate`` shows what a change does on a load trace before it is used.
+    capacity_per_instance: Annotated[float, positive] | None = None
+    """Load at which one instance saturates (default target / 0.7); saturation is judged against it."""
+    interval_s: Annotated[Duration, positive] | None = None
+    """How often the load is measured and a decision taken (default 2s; 30s for startds)."""
+    start_delay_s: Annotated[Duration, at_least(0)] | None = None
+    """Expected time from launch to serving (default 45s; 120s for startds): capacity on its way."""
+    up_window_s: Annotated[Duration, positive] | None = None
+    """Window of recent load the up path averages (default 6s)."""
+    up_tolerance: Annotated[float, at_least(0), at_most(1)] | None = None
+    """No scale-up while the load is within this fraction above target (default 0.1)."""
+    up_step_instances: Annotated[int, at_least(1)] | None = None
+    """Most instances added per up period, with ``up_step_percent`` (the larger wins; default 8)."""
+    up_step_percent: Annotated[float, positive] | None = None
+    """Most growth per up period in percent of the current count (default 200)."""
+    up_period_s: Annotated[Duration, positive] | None = None
+    """Period of the up step limit (default 15s)."""
+    up_cooldown_s: Annotated[Duration, at_least(0)] | None = None
+    """Least time between two scale-ups (default 0s)."""
+    forecast_s: Annotated[Duration, at_least(0)] | None = None
+    """While load rises steadily, size for the load this far ahead (default 45s; 0 disables)."""
+    forecast_window_s: Annotated[Duration, positive] | None = None
+    """Window the rising trend is measured over (default 30s)."""
+    down_window_s: Annotated[Duration, positive] | None = None
+    """Window of recent load the down path averages (default 60s)."""
+    down_tolerance: Annotated[float, at_least(0), at_most(1)] | None = None
+    """Scale down only when the load fits one instance fewer this far below target (default 0.1)."""
+    down_tolerance_continuing: Annotated[float, at_least(0), at_most(1)] | None = None
+    """The same while a decline continues (default 0.03)."""
+    down_votes: Annotated[int, at_least(1)] | None = None
+    """Consecutive decisions that must agree before a scale-down (default 5)."""
+    down_step_instances: Annotated[int, at_least(1)] | None = None
+    """Most instances removed per down period, with ``down_step_percent`` (default 1)."""
+    down_step_percent: Annotated[float, positive, at_most(100)] | None = None
+    """Most shrinkage per down period in percent of the current count (default 50)."""
+    down_period_s: Annotated[Duration, positive] | None = None
+    """Period of the down step limit (default 30s)."""
+    down_cooldown_s: Annotated[Duration, at_least(0)] | None = None
+    """No scale-down this long after a scale-up (default 60s)."""
+    burst_ratio: Annotated[float, at_least(1)] | None = None
+    """A return of load this many times the current capacity within ``burst_memory`` is a repeat
+    burst: capacity is kept (default 1.5)."""
+    burst_memory_s: Annotated[Duration, at_least(0)] | None = None
+    """How long a burst is remembered (default 600s)."""
+    saturation_fraction: Annotated[float, positive, at_most(1)] | None = None
+    """Per-instance load at this share of capacity counts as saturated (default 0.95)."""
+    stale_after_s: Annotated[Duration, positive] | None = None
+    """A sample older than this is missing data: hold, never scale down (default 30s; 120s startds)."""
+    startd_attenuation: Annotated[float, at_least(1)] | None = None
+    """Startds: launch missing / this many per cycle, GlideinWMS-style (default 3)."""
+    startd_launch_cap: Annotated[int, at_least(1)] | None = None
+    """Startds: most launches per cycle (default 20)."""
+    startd_cycle_s: Annotated[Duration, positive] | None = None
+    """Startds: length of a launch cycle (default 60s)."""
+    dry_run: bool = False
+    """Decide and record, but do not change the service's size."""
+
     def _cross_check(self) -> Iterator[Problem]:
         if self.max < self.min:
             yield Problem(("max",), f"must be >= min ({self.min}), got {self.max}")

@@ -412,8 +412,19 @@ def test_autoscale_keys_are_strict() -> None:
         "generic", "autoscale: {max: 5, source: {type: squid}, target_per_instance: 1, cooldown: 5m}"
     )
     assert issues_of(text) == [
-        "site.yaml:7: services.svc.autoscale.cooldown: unknown key; expected one of: min, max, source, "
-        "target_per_instance"
+        "site.yaml:7: services.svc.autoscale.cooldown: unknown key (did you mean 'up_cooldown'?)"
+    ]
+
+
+def test_autoscale_tuning_knobs_take_units_and_bounds() -> None:
+    text = service_yaml(
+        "generic",
+        "autoscale: {max: 5, source: {type: squid}, target_per_instance: 1, up_window: 10s, "
+        "down_cooldown: 2m, up_tolerance: 1.5, down_votes: 0}",
+    )
+    assert sorted(issues_of(text)) == [
+        "site.yaml:7: services.svc.autoscale.down_votes: must be >= 1, got 0",
+        "site.yaml:7: services.svc.autoscale.up_tolerance: must be <= 1, got 1.5",
     ]
 
 
