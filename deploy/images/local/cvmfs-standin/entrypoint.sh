@@ -80,6 +80,12 @@ on_term() {
 trap on_term TERM INT
 trap 'unmount_all' EXIT
 
+# The local cluster's agents share one machine, so several stand-ins may bind the same host directory
+# and start at the same moment. Without taking turns, one replaced another's mount while that one was
+# still filling it (files written beside the mount, tmpfs stacked on tmpfs). The lock is on the
+# directory itself, so nothing is created in /cvmfs.
+exec 9<"$CVMFS_MOUNT_DIR"
+flock 9 || die "cannot lock $CVMFS_MOUNT_DIR"
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for r in "${repos[@]}"; do
   d="$CVMFS_MOUNT_DIR/$r"
@@ -104,6 +110,8 @@ MARK
   mount -o remount,ro "$d" || die "remounting $d read-only failed"
   say "mounted $d (proxy: ${CVMFS_HTTP_PROXY:-none})"
 done
+flock -u 9
+exec 9<&-
 say "ready: ${repos[*]}"
 
 # Wait for SIGTERM; `wait` returns as soon as a trapped signal arrives.
