@@ -34,6 +34,7 @@ from framework.model.proto import (
     FrameworkID,
     FrameworkInfo,
 )
+from framework.runtime.autoscaling import AutoscaleLoop
 from framework.runtime.scheduler import CoreScheduler, Ticker
 from framework.store.base import Store, StoreError
 from framework.store.sqlite import SQLiteStore
@@ -101,11 +102,13 @@ class Runtime:
     scheduler: CoreScheduler
     driver: SchedulerDriver
     ticker: Ticker
+    autoscale: AutoscaleLoop
 
     embedded: LocalCluster | None = None
     """The embedded cluster started for ``master: local``; stopped (with its tasks) on close."""
 
     def stop(self) -> None:
+        self.autoscale.stop()
         self.ticker.stop()
         self.driver.stop()
 
@@ -184,9 +187,19 @@ def start_runtime(
     )
     scheduler.driver = driver
     ticker = Ticker(driver, scheduler)
+    try:
+        autoscale = AutoscaleLoop(config, scheduler, driver, store)
+    except (ValueError, ImportError) as exc:
+        transport.close()
+        detector.close()
+        store.close()
+        if embedded is not None:
+            embedded.stop()
+        raise StartupError(f"autoscale: {exc}") from exc
     driver.start()
     ticker.start()
-    return Runtime(config, store, detector, transport, scheduler, driver, ticker, embedded)
+    autoscale.start()
+    return Runtime(config, store, detector, transport, scheduler, driver, ticker, autoscale, embedded)
 
 
 def run_framework(config: Config, master: str | None = None) -> int:

@@ -1,0 +1,234 @@
+"""The load-watching loop: measure each autoscaled service, decide its size, tell the core.
+
+Per autoscaled service one poller thread samples its load source every ``interval_s`` (sources do
+network I/O, so they stay off the dispatcher thread); the sample is handed to the dispatcher with
+``driver.call_soon``, where the policy (``framework.core.autoscale.Autoscaler``, pure) decides from
+it and the service's current counts, and a changed target enters the core as ``TargetChanged``.
+Decisions keep their human reason in each autoscaler's bounded history.
+
+Operator overrides (pin a count, pause autoscaling) and the last applied target are stored, so a
+restarted Steward resumes at the size it had instead of falling back to ``min`` (which would be a
+scale-down on missing data).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from framework.config import Config
+from framework.config.model import AutoscaleSourceConfig
+from framework.core.autoscale import Autoscaler, Counts, Decision, Sample
+from framework.core.autoscale_config import policy_params
+from framework.model.events import TargetChanged
+from framework.runtime.scheduler import CoreScheduler
+from framework.store.base import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class LoadSource(Protocol):
+    name: str
+
+    def sample(self, now: float) -> Sample: ...
+
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[..., LoadSource]
+"""``(source_config, *, service, endpoints, clock) -> LoadSource`` (``framework.sources.make_source``)."""
+
+
+class CallSoon(Protocol):
+    def call_soon(self, fn: Callable[[], object]) -> None: ...
+
+
+def default_source_factory(config: AutoscaleSourceConfig, **kwargs: Any) -> LoadSource:
+    # Imported on first use: the sources pull in HTTP clients and optional HTCondor bindings.
+    from framework.sources import make_source  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+
+    source: LoadSource = make_source(config, **kwargs)
+    return source
+
+
+@dataclass
+class _Service:
+    name: str
+    autoscaler: Autoscaler
+    source: LoadSource
+    interval_s: float
+    thread: threading.Thread | None = None
+
+
+class AutoscaleLoop:
+    """Pollers feeding the policies; every decision and override runs on the dispatcher thread."""
+
+    def __init__(
+        self,
+        config: Config,
+        scheduler: CoreScheduler,
+        dispatcher: CallSoon,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        source_factory: SourceFactory = default_source_factory,
+    ) -> None:
+        self._scheduler = scheduler
+        self._dispatcher = dispatcher
+        self._store = store
+        self._clock = clock
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards the autoscalers' histories read by other threads
+        self._services: dict[str, _Service] = {}
+        for name, service in config.services.items():
+            params = policy_params(service)
+            if params is None or service.autoscale is None:
+                continue
+            source = source_factory(
+                service.autoscale.source,
+                service=name,
+                endpoints=self._endpoints_of(name),
+                clock=clock,
+            )
+            self._services[name] = _Service(name, Autoscaler(params), source, params.interval_s)
+
+    # --- life cycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Replay stored targets and overrides, then start polling."""
+        self._dispatcher.call_soon(self._restore)
+        for service in self._services.values():
+            service.thread = threading.Thread(
+                target=self._poll, args=(service,), name=f"steward-autoscale-{service.name}", daemon=True
+            )
+            service.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for service in self._services.values():
+            if service.thread is not None and service.thread is not threading.current_thread():
+                service.thread.join(service.interval_s + 5)
+            service.source.close()
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(self._services)
+
+    # --- pollers (their own threads) --------------------------------------------------------------
+
+    def _endpoints_of(self, name: str) -> Callable[[], Sequence[str]]:
+        def endpoints() -> Sequence[str]:
+            snapshot = self._scheduler.snapshot()
+            return () if snapshot is None else snapshot.endpoints.get(name, ())
+
+        return endpoints
+
+    def _poll(self, service: _Service) -> None:
+        while not self._stop.wait(service.interval_s):
+            try:
+                sample = service.source.sample(self._clock())
+            except Exception as exc:  # a source must not raise; if one does, it is missing data
+                log.exception("load source %s raised", service.source.name)
+                sample = Sample.missing(f"source raised {type(exc).__name__}: {exc}", self._clock())
+            self._dispatcher.call_soon(functools.partial(self._decide, service, sample))
+
+    # --- the dispatcher thread --------------------------------------------------------------------
+
+    def _decide(self, service: _Service, sample: Sample) -> Decision | None:
+        snapshot = self._scheduler.snapshot()
+        if snapshot is None:
+            return None
+        try:
+            numbers = snapshot.service(service.name)
+        except KeyError:  # removed by a reload; its poller stops with this loop
+            return None
+        counts = Counts(
+            desired=numbers.desired,
+            launching=numbers.launching + numbers.staging,
+            ready=numbers.running,
+        )
+        with self._lock:
+            decision = service.autoscaler.decide(sample, counts, self._clock())
+        if decision.changed:
+            dry = "" if decision.applied else " (dry run)"
+            log.info("autoscale %s: %s%s", service.name, decision.reason, dry)
+        if decision.applied and decision.target != numbers.desired:
+            self._scheduler.feed(
+                TargetChanged(service=service.name, instances=decision.target, reason=decision.reason)
+            )
+            self._save(service.name, target=decision.target)
+        return decision
+
+    def _restore(self) -> None:
+        stored = self._store.overrides()
+        for name, service in self._services.items():
+            entry = stored.get(name)
+            if not isinstance(entry, dict):
+                continue
+            with self._lock:
+                if isinstance(entry.get("pinned"), int):
+                    service.autoscaler.pin(entry["pinned"])
+                if entry.get("paused") is True:
+                    service.autoscaler.pause()
+            target = entry.get("pinned", entry.get("target"))
+            if isinstance(target, int):
+                log.info("autoscale %s: resuming at %d instance(s) from the store", name, target)
+                self._scheduler.feed(
+                    TargetChanged(service=name, instances=target, reason=f"restored {target} from the store")
+                )
+
+    def _save(self, name: str, **changes: object) -> None:
+        overrides = self._store.overrides()
+        entry = dict(overrides.get(name) or {})
+        for key, value in changes.items():
+            if value is None:
+                entry.pop(key, None)
+            else:
+                entry[key] = value
+        overrides[name] = entry
+        try:
+            self._store.set_overrides(overrides)
+        except StoreError as exc:
+            log.error("autoscale %s: could not store %s: %s", name, changes, exc)
+
+    # --- operator actions (any thread; applied on the dispatcher) ---------------------------------
+
+    def pin(self, name: str, instances: int | None) -> None:
+        """Pin ``name`` at ``instances`` (None clears the pin and hands it back to the policy)."""
+        service = self._services[name]
+
+        def apply() -> None:
+            with self._lock:
+                if instances is None:
+                    service.autoscaler.unpin()
+                else:
+                    service.autoscaler.pin(instances)
+            self._save(name, pinned=instances)
+            if instances is not None:
+                reason = f"pinned at {instances} by an operator"
+                self._scheduler.feed(TargetChanged(service=name, instances=instances, reason=reason))
+
+        self._dispatcher.call_soon(apply)
+
+    def pause(self, name: str, paused: bool = True) -> None:
+        service = self._services[name]
+
+        def apply() -> None:
+            with self._lock:
+                if paused:
+                    service.autoscaler.pause()
+                else:
+                    service.autoscaler.resume()
+            self._save(name, paused=True if paused else None)
+
+        self._dispatcher.call_soon(apply)
+
+    def decisions(self, name: str) -> list[Decision]:
+        """The service's recent decisions, oldest first (a copy, safe from any thread)."""
+        with self._lock:
+            return list(self._services[name].autoscaler.history)
