@@ -89,7 +89,7 @@ def desired(scheduler: CoreScheduler) -> int:
 
 
 def test_a_load_above_target_raises_the_core_target_with_the_policy_reason(loop):
-    autoscale, scheduler, source, clock, store, _ = loop
+    autoscale, scheduler, _source, clock, store, _ = loop
     assert desired(scheduler) == 2
     for _ in range(5):
         clock.now += 2
@@ -105,7 +105,7 @@ def test_a_load_above_target_raises_the_core_target_with_the_policy_reason(loop)
 
 
 def test_missing_data_never_scales_down(loop):
-    autoscale, scheduler, source, clock, *_ = loop
+    autoscale, scheduler, _source, clock, *_ = loop
     for _ in range(60):
         clock.now += 2
         autoscale._decide(autoscale._services["squid"], Sample.missing("timeout", clock.now))
@@ -133,7 +133,7 @@ def test_a_pin_holds_the_count_and_survives_a_restart(loop, tmp_path):
 
 
 def test_pause_keeps_the_size_whatever_the_load(loop):
-    autoscale, scheduler, source, clock, store, _ = loop
+    autoscale, scheduler, _source, clock, store, _ = loop
     autoscale.pause("squid")
     for _ in range(10):
         clock.now += 2
