@@ -66,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_framework,
     )
 
-    status: int = run_framework(config, master=master)
+    status: int = run_framework(config, master=master, config_path=args.config)
     return status
 
 

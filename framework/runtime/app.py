@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from framework.config import Config, read_secret
+from framework.config import Config, ConfigError, load_config, read_secret
 from framework.config.model import FileStoreConfig
 from framework.core.state import CoreSettings
 from framework.mesos.detector import MasterDetector, make_detector
 from framework.mesos.errors import MesosError
 from framework.mesos.scheduler_driver import SchedulerDriver
 from framework.mesos.transport import HttpTransport
+from framework.model.events import ConfigApplied
 from framework.model.proto import (
     FrameworkCapability,
     FrameworkID,
@@ -91,6 +92,13 @@ def make_transport(config: Config) -> HttpTransport:
     return HttpTransport(basic_auth=basic_auth, verify=verify)
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    applied: bool
+    errors: tuple[str, ...]
+    """Why it was refused (every issue of the file), or the new file's warnings when applied."""
+
+
 @dataclass
 class Runtime:
     """A running Steward: the pieces ``run_framework`` starts, so tests can drive and stop them."""
@@ -106,6 +114,39 @@ class Runtime:
 
     embedded: LocalCluster | None = None
     """The embedded cluster started for ``master: local``; stopped (with its tasks) on close."""
+
+    def reload(self, path: str) -> ReloadResult:
+        """Load ``path`` whole; apply it only if it is valid, else keep the running config.
+
+        Settings that shape the connection itself (master, roles, principal, store, the embedded
+        cluster) need a restart: a reload that changes them is refused with that reason, so what
+        is running never silently differs from what the file says.
+        """
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                log.error("reload refused, the running configuration stays: %s", issue)
+            return ReloadResult(applied=False, errors=tuple(str(i) for i in exc.issues))
+        changed = [
+            name
+            for name in ("master", "roles", "principal", "secret_file", "store", "local_cluster", "user")
+            if getattr(new.framework, name) != getattr(self.config.framework, name)
+        ]
+        if changed and not (changed == ["master"] and new.framework.master == "local"):
+            errors = tuple(f"{path}: framework.{name}: changing it needs a restart" for name in changed)
+            for error in errors:
+                log.error("reload refused, the running configuration stays: %s", error)
+            return ReloadResult(applied=False, errors=errors)
+        self.config = new
+
+        def apply() -> None:
+            self.scheduler.feed(ConfigApplied(config=new))
+            self.autoscale.reconfigure(new)
+            log.info("configuration reloaded from %s (%d services)", path, len(new.services))
+
+        self.driver.call_soon(apply)
+        return ReloadResult(applied=True, errors=tuple(str(w) for w in new.warnings))
 
     def stop(self) -> None:
         self.autoscale.stop()
@@ -202,8 +243,10 @@ def start_runtime(
     return Runtime(config, store, detector, transport, scheduler, driver, ticker, autoscale, embedded)
 
 
-def run_framework(config: Config, master: str | None = None) -> int:
-    """Run until SIGINT/SIGTERM or a fatal error; 0 on a clean stop, 1 on failure."""
+def run_framework(config: Config, master: str | None = None, config_path: str | None = None) -> int:
+    """Run until SIGINT/SIGTERM or a fatal error; 0 on a clean stop, 1 on failure.
+
+    SIGHUP reloads ``config_path`` (validated whole; an invalid file changes nothing)."""
     try:
         runtime = start_runtime(config, master)
     except (StartupError, MesosError) as exc:
@@ -218,7 +261,15 @@ def run_framework(config: Config, master: str | None = None) -> int:
         stopping.set()
         runtime.stop()
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        if config_path is None:
+            log.warning("SIGHUP: no configuration file to reload")
+            return
+        # Loading reads and parses a file: do it off the signal handler's frame.
+        threading.Thread(target=runtime.reload, args=(config_path,), name="steward-reload").start()
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         runtime.driver.join()
     except Exception:
@@ -236,6 +287,7 @@ def run_framework(config: Config, master: str | None = None) -> int:
 
 
 __all__ = [
+    "ReloadResult",
     "Runtime",
     "StartupError",
     "build_framework_info",

@@ -61,7 +61,9 @@ class _Service:
     name: str
     autoscaler: Autoscaler
     source: LoadSource
+    source_config: AutoscaleSourceConfig
     interval_s: float
+    stop: threading.Event
     thread: threading.Thread | None = None
 
 
@@ -82,42 +84,91 @@ class AutoscaleLoop:
         self._dispatcher = dispatcher
         self._store = store
         self._clock = clock
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # guards the autoscalers' histories read by other threads
+        self._source_factory = source_factory
+        self._started = False
+        self._lock = threading.Lock()  # guards the services and autoscalers read by other threads
         self._services: dict[str, _Service] = {}
         for name, service in config.services.items():
             params = policy_params(service)
-            if params is None or service.autoscale is None:
-                continue
-            source = source_factory(
-                service.autoscale.source,
-                service=name,
-                endpoints=self._endpoints_of(name),
-                clock=clock,
-            )
-            self._services[name] = _Service(name, Autoscaler(params), source, params.interval_s)
+            if params is not None and service.autoscale is not None:
+                self._services[name] = self._make(name, service.autoscale.source, Autoscaler(params))
+
+    def _make(self, name: str, source_config: AutoscaleSourceConfig, autoscaler: Autoscaler) -> _Service:
+        source = self._source_factory(
+            source_config, service=name, endpoints=self._endpoints_of(name), clock=self._clock
+        )
+        interval = autoscaler.params.interval_s
+        return _Service(name, autoscaler, source, source_config, interval, threading.Event())
 
     # --- life cycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Replay stored targets and overrides, then start polling."""
+        self._started = True
         self._dispatcher.call_soon(self._restore)
-        for service in self._services.values():
-            service.thread = threading.Thread(
-                target=self._poll, args=(service,), name=f"steward-autoscale-{service.name}", daemon=True
-            )
-            service.thread.start()
+        with self._lock:
+            services = list(self._services.values())
+        for service in services:
+            self._start_poller(service)
+
+    def _start_poller(self, service: _Service) -> None:
+        service.thread = threading.Thread(
+            target=self._poll, args=(service,), name=f"steward-autoscale-{service.name}", daemon=True
+        )
+        service.thread.start()
+
+    @staticmethod
+    def _stop_poller(service: _Service) -> None:
+        service.stop.set()
+        if service.thread is not None and service.thread is not threading.current_thread():
+            service.thread.join(service.interval_s + 5)
+        service.source.close()
 
     def stop(self) -> None:
-        self._stop.set()
-        for service in self._services.values():
-            if service.thread is not None and service.thread is not threading.current_thread():
-                service.thread.join(service.interval_s + 5)
-            service.source.close()
+        with self._lock:
+            services = list(self._services.values())
+        for service in services:
+            self._stop_poller(service)
 
     @property
     def services(self) -> tuple[str, ...]:
-        return tuple(self._services)
+        with self._lock:
+            return tuple(self._services)
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded configuration (dispatcher thread): new policies take effect at once and
+        keep each service's history, pin and pause; services that stopped or started autoscaling,
+        or changed their load source, get their poller stopped or (re)started."""
+        wanted = {}
+        for name, service_config in config.services.items():
+            params = policy_params(service_config)
+            if params is not None and service_config.autoscale is not None:
+                wanted[name] = (params, service_config.autoscale.source)
+        with self._lock:
+            current = dict(self._services)
+        for name, old_service in current.items():
+            if name not in wanted or wanted[name][1] != old_service.source_config:
+                why = "no longer autoscaled" if name not in wanted else "its load source changed"
+                log.info("autoscale %s: %s", name, why)
+                with self._lock:
+                    del self._services[name]
+                self._stop_poller(old_service)
+        for name, (params, source_config) in wanted.items():
+            with self._lock:
+                existing = self._services.get(name)
+            if existing is not None:
+                with self._lock:
+                    existing.autoscaler.replace_params(params)
+                    existing.interval_s = params.interval_s
+                continue
+            old = current.get(name)
+            autoscaler = old.autoscaler if old is not None else Autoscaler(params)
+            autoscaler.replace_params(params)
+            fresh = self._make(name, source_config, autoscaler)
+            with self._lock:
+                self._services[name] = fresh
+            if self._started:
+                self._start_poller(fresh)
 
     # --- pollers (their own threads) --------------------------------------------------------------
 
@@ -129,7 +180,7 @@ class AutoscaleLoop:
         return endpoints
 
     def _poll(self, service: _Service) -> None:
-        while not self._stop.wait(service.interval_s):
+        while not service.stop.wait(service.interval_s):
             try:
                 sample = service.source.sample(self._clock())
             except Exception as exc:  # a source must not raise; if one does, it is missing data
@@ -166,7 +217,9 @@ class AutoscaleLoop:
 
     def _restore(self) -> None:
         stored = self._store.overrides()
-        for name, service in self._services.items():
+        with self._lock:
+            services = dict(self._services)
+        for name, service in services.items():
             entry = stored.get(name)
             if not isinstance(entry, dict):
                 continue
@@ -232,3 +285,8 @@ class AutoscaleLoop:
         """The service's recent decisions, oldest first (a copy, safe from any thread)."""
         with self._lock:
             return list(self._services[name].autoscaler.history)
+
+    def autoscaler(self, name: str) -> Autoscaler:
+        """The service's policy object (read its ``pinned``/``paused``/``params`` only)."""
+        with self._lock:
+            return self._services[name].autoscaler

@@ -51,9 +51,11 @@ class FakeRuntime:
     def __init__(self, status: int = 0) -> None:
         self.status = status
         self.calls: list[tuple[Config, str]] = []
+        self.config_paths: list[str | None] = []
 
-    def run_framework(self, config: Config, *, master: str) -> int:
+    def run_framework(self, config: Config, *, master: str, config_path: str | None = None) -> int:
         self.calls.append((config, master))
+        self.config_paths.append(config_path)
         return self.status
 
 

@@ -227,18 +227,23 @@ def test_a_bad_master_is_a_startup_error_naming_the_setting(tmp_path):
         start_runtime(bad)
 
 
-def test_steward_run_stops_cleanly_on_sigterm(server, tmp_path):
+def test_steward_run_reloads_on_sighup_and_stops_cleanly_on_sigterm(server, tmp_path, caplog):
     server.on("SUBSCRIBE", Stream([subscribed()]))
     server.on("TEARDOWN", Respond(500))
     config_file = tmp_path / "site.yaml"
     config_file.write_text(site(tmp_path, server.url))
     result: list[int] = []
-    # Signals reach the main thread only: run the command there and deliver SIGTERM from a helper.
+    # Signals reach the main thread only: run the command there and deliver them from a helper.
     import os
     import signal
 
     def stop_when_registered() -> None:
         server.wait_for(1, "RECONCILE", timeout=WAIT)
+        config_file.write_text(site(tmp_path, server.url).replace("cpus: 1", "cpus: lots"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + WAIT
+        while "reload refused" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGTERM)
 
     killer = threading.Thread(target=stop_when_registered)
@@ -247,3 +252,36 @@ def test_steward_run_stops_cleanly_on_sigterm(server, tmp_path):
     killer.join()
     assert result == [0]
     assert not server.matching("TEARDOWN")
+    assert "services.web.resources.cpus" in caplog.text
+
+
+def test_a_reload_applies_a_valid_file_and_keeps_the_running_config_on_a_bad_one(server, started, tmp_path):
+    server.on("SUBSCRIBE", Stream([subscribed()]))
+    runtime = started()
+    server.wait_for(1, "RECONCILE", timeout=WAIT)
+    path = tmp_path / "site.yaml"
+
+    # A valid change: the web service wants two instances now.
+    path.write_text(site(tmp_path, server.url).replace("    resources:", "    instances: 2\n    resources:"))
+    result = runtime.reload(str(path))
+    assert result.applied, result.errors
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        snapshot = runtime.scheduler.snapshot()
+        if snapshot is not None and snapshot.service("web").desired == 2:
+            break
+        time.sleep(0.05)
+    assert runtime.scheduler.snapshot().service("web").desired == 2
+
+    # A broken file changes nothing and says why, with its line.
+    path.write_text(site(tmp_path, server.url).replace("cpus: 1", "cpus: lots"))
+    result = runtime.reload(str(path))
+    assert not result.applied
+    assert any("services.web.resources.cpus" in e and "site.yaml:" in e for e in result.errors)
+    assert runtime.config.services["web"].instances == 2
+
+    # Changing what the connection is made of needs a restart.
+    path.write_text(site(tmp_path, server.url).replace("roles: [site]", "roles: [other]"))
+    result = runtime.reload(str(path))
+    assert not result.applied
+    assert result.errors == (f"{path}: framework.roles: changing it needs a restart",)
