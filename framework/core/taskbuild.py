@@ -16,7 +16,8 @@ containerizer honours, and so how each setting is expressed (protocol brief 4.8,
   (the Docker containerizer ignores ``CommandInfo.user``); ``privileged`` is ``DockerInfo.privileged``;
 * secret files (and a startd's pool token) are read-only bind mounts: only their **paths** enter the
   TaskInfo, never their content; labels and environment never hold a secret;
-* health checks are Mesos-native (run on the agent), but Steward, not the executor, kills unhealthy
+* health checks are Mesos-native (run on the agent) and start at once (``delay_seconds: 0``, the
+  configured ``grace_period`` covers slow starts), but Steward, not the executor, kills unhealthy
   tasks: the executor's ``consecutive_failures`` is set beyond reach so that Steward's kill-rate
   limit and circuit breaker apply to health kills (see ``framework.core.convergence``);
 * ``kill_policy.grace_period`` is the service's ``kill_grace_period``.
@@ -310,6 +311,10 @@ def _health_check(service: ServiceConfig, ports: Sequence[int]) -> HealthCheck |
     if check is None:
         return None
     base = HealthCheck(
+        # Explicitly 0, as Marathon sends: left unset, Mesos waits its default 15 s before the first
+        # check, which the configuration cannot express (slow starters have ``grace_period``), and a
+        # startd would wait that long more for its host's CVMFS to be reported healthy.
+        delay_seconds=0.0,
         interval_seconds=check.interval_s,
         timeout_seconds=check.timeout_s,
         grace_period_seconds=check.grace_period_s,

@@ -142,6 +142,8 @@ def test_cvmfs_is_privileged_enough_and_shares_its_mount(site: Config) -> None:
     assert task.health_check.command is not None
     assert task.health_check.command.value == "ls /cvmfs/atlas.cern.ch"
     assert task.health_check.interval_seconds == 30 and task.health_check.grace_period_seconds == 120
+    # Sent explicitly: unset, Mesos would wait 15 s before the first check.
+    assert task.health_check.delay_seconds == 0 and document["health_check"]["delay_seconds"] == 0
     assert task.health_check.consecutive_failures == EXECUTOR_HEALTH_FAILURES
     assert task.kill_policy is not None and task.kill_policy.grace_period is not None
     assert task.kill_policy.grace_period.seconds == 45
