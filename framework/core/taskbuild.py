@@ -179,6 +179,15 @@ def health_check_port(service: ServiceConfig, ports: Sequence[int]) -> int | Non
 # --- environment --------------------------------------------------------------------------------
 
 
+DRAIN_MARGIN_S: Final = 5
+"""Seconds of the kill grace period kept back from a drain, for the process to exit after it."""
+
+
+def drain_seconds(kill_grace_period_s: float) -> int:
+    """How long a service may drain inside its kill grace period (whole seconds, at least 1)."""
+    return max(1, int(kill_grace_period_s) - DRAIN_MARGIN_S)
+
+
 def cvmfs_proxy(service: ServiceConfig, squid_endpoints: Sequence[str]) -> str:
     """``CVMFS_HTTP_PROXY`` for a CVMFS task.
 
@@ -234,6 +243,10 @@ def _environment(spec: TaskSpec, cpus: float, mem_mib: float) -> dict[str, str]:
             listen = service.container.port_mappings[0].container_port
         if listen is not None:
             ours["SQUID_PORT"] = str(listen)
+        # A kill is a drain: squid refuses new connections at SIGTERM and finishes in-flight
+        # requests for shutdown_lifetime; that must end before the kill grace does, or the SIGKILL
+        # at the end of the grace cuts the last requests off.
+        env.setdefault("SQUID_SHUTDOWN_LIFETIME", str(drain_seconds(service.kill_grace_period_s)))
     elif service.kind is ServiceKind.STARTD:
         env.setdefault("CONDOR_ROLE", "execute")
         ours.update(_startd_environment(spec, cpus, mem_mib))

@@ -208,6 +208,28 @@ def test_squid_gets_its_port_from_the_offer_and_stewards_values_win(site: Config
     assert task.health_check.tcp.port == 31000
 
 
+def test_a_squid_drains_within_its_kill_grace_period(site: Config) -> None:
+    # Default kill grace (30s): squid's shutdown_lifetime ends 5 s before the SIGKILL would.
+    assert env(build(site, "squid"))["SQUID_SHUTDOWN_LIFETIME"] == "25"
+    assert build(site, "squid").kill_policy.grace_period.seconds == 30
+    tuned = make_config(
+        SITE.replace(
+            "    health_check: {type: tcp}\n", "    health_check: {type: tcp}\n    kill_grace_period: 2m\n", 1
+        )
+    )
+    assert env(build(tuned, "squid"))["SQUID_SHUTDOWN_LIFETIME"] == "115"
+
+
+def test_an_operator_set_squid_shutdown_lifetime_is_kept() -> None:
+    config = make_config(
+        SITE.replace(
+            'environment: {SQUID_PORT: "9999"}',
+            'environment: {SQUID_PORT: "9999", SQUID_SHUTDOWN_LIFETIME: "7"}',
+        )
+    )
+    assert env(build(config, "squid"))["SQUID_SHUTDOWN_LIFETIME"] == "7"
+
+
 def test_bridge_networking_maps_claimed_host_ports(site: Config) -> None:
     assert port_request(site.services["web"]).fixed == (31050,)
     task = build(site, "web")
