@@ -20,6 +20,7 @@ import json
 import logging
 import select
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -497,6 +498,15 @@ class ClusterHttpServer(ThreadingHTTPServer):
         with self._lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-request (a killed scheduler) is routine, not a traceback on
+        stderr as ``socketserver`` would print; anything else is logged as the error it is."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            log.debug("client %s went away: %s", client_address, exc)
+        else:
+            log.exception("request from %s failed", client_address)
 
     def start(self) -> None:
         self._thread = threading.Thread(

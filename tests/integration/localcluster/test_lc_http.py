@@ -207,3 +207,21 @@ def test_every_event_conforms_to_the_v1_schema(cluster: LocalCluster, make_sched
         p for e in sched.events for p in body_errors(e, "scheduler.Event") + check(e, "scheduler.Event")
     ]
     assert problems == []
+
+
+def test_a_client_that_resets_its_connection_is_no_traceback(
+    cluster: LocalCluster, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scheduler killed with SIGKILL resets its keep-alive connections; socketserver would print a
+    traceback on stderr for each."""
+    import socket
+    import struct
+
+    caplog.set_level("DEBUG", logger="framework.localcluster.http")
+    with socket.create_connection((cluster.host, cluster.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        # The handler now waits for the next request line on this connection: reset it (RST).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_until(lambda: "went away" in caplog.text, what="the reset to be handled")
+    assert "Traceback" not in capfd.readouterr().err
