@@ -33,6 +33,10 @@ What each event does:
   forgetting hosts that stopped offering, SUPPRESS/REVIVE.
 * ``ConfigApplied`` / ``TargetChanged`` / ``BackoffResetRequested``: recompute desired state and
   converge at once.
+* ``RestartRequested``: a rolling restart. The service's live tasks at that moment are replaced one
+  at a time: one is killed when none of the service's tasks is being killed or starting, none is
+  pending and (with a health check) every counting one is healthy; the freed slot relaunches as
+  usual. It needs kills allowed, so it pauses while disconnected or reconciling.
 * ``CallFailed``: a failed ACCEPT abandons its LAUNCHING tasks (no backoff: not their fault), a
   failed KILL is re-sent, a failed RECONCILE retried, a failed SUPPRESS/REVIVE forgotten/retried.
 
@@ -89,6 +93,7 @@ from framework.model.events import (
     Event,
     OfferRescinded,
     OffersReceived,
+    RestartRequested,
     StatusUpdated,
     Subscribed,
     TargetChanged,
@@ -267,6 +272,9 @@ class SchedulerState:
         self._connected = False
         self._reconciled = False
         self._reconciliation: _Reconciliation | None = None
+        self._subscribed_at: float | None = None
+        self._reconciliation_s: float | None = None
+        self._restarts: dict[str, dict[TaskId, None]] = {}
         self._last_implicit_at: float | None = None
         self._stuck_asked_at: dict[TaskId, float] = {}
         self._suppressed: set[str] = set()
@@ -283,6 +291,7 @@ class SchedulerState:
         self._notes: deque[Note] = deque(maxlen=self._settings.notes_kept)
         self._fresh_notes: list[Note] = []
         self._last_declines: Counter[str] = Counter()
+        self._declines_total: Counter[str] = Counter()
         self._launch_checks: list[tuple[Offer, tuple[tuple[Resource, ...], ...]]] = []
         self._violations: list[str] = []
         self._out = _Outbox()
@@ -315,6 +324,8 @@ class SchedulerState:
                 self._on_target(event, now)
             case BackoffResetRequested():
                 self._on_backoff_reset(event, now)
+            case RestartRequested():
+                self._on_restart(event, now)
             case CallFailed():
                 self._on_call_failed(event, now)
             case _:
@@ -390,6 +401,7 @@ class SchedulerState:
                     restart_failures=backoff.failures,
                     breaker_open=self._breaker.get(name, False),
                     endpoints=endpoints.get(name, ()),
+                    restart_pending=len(self._restarts.get(name, ())),
                 )
             )
         return StateSnapshot(
@@ -404,6 +416,8 @@ class SchedulerState:
             decline_reasons=dict(self._last_declines),
             counters=dict(self._counters),
             notes=tuple(self._notes),
+            declines_by_reason=dict(self._declines_total),
+            reconciliation_s=self._reconciliation_s,
         )
 
     # --- bookkeeping ----------------------------------------------------------------------------
@@ -496,6 +510,7 @@ class SchedulerState:
         self._out.framework_id = event.framework_id
         self._connected = True
         self._reconciled = False
+        self._subscribed_at = now
         self._suppressed.clear()  # the driver re-subscribes with its own suppressed set: start clean
         self._last_pending.clear()
         self._revive_wanted.clear()
@@ -518,6 +533,8 @@ class SchedulerState:
         self._reconciliation = None
         self._reconciled = True
         self._last_implicit_at = now
+        if self._subscribed_at is not None:
+            self._reconciliation_s = now - self._subscribed_at
         self._out.reconciles.append(Reconcile((), implicit=True))
         self._note("reconciled", "every known task answered; implicit reconciliation sent")
 
@@ -699,6 +716,7 @@ class SchedulerState:
             self._counters["offers_used"] += 1
             self._counters["launches"] += len(launches)
         self._last_declines = Counter(plan.decline_categories)
+        self._declines_total.update(plan.decline_categories)
         groups: dict[float, list[tuple[OfferId, str]]] = {}
         for offer_id, reason in plan.declines:
             refuse = short_refuse if offer_id in plan.transient else long_refuse
@@ -1012,6 +1030,34 @@ class SchedulerState:
                         f"(limit {unhealthy_for_s(check):g} s)",
                         now,
                     )
+        self._advance_restart(service, now)
+
+    def _advance_restart(self, service: ServiceConfig, now: float) -> None:
+        """Kill the next task of a rolling restart once the service is settled (module docstring)."""
+        name = service.name
+        left = self._restarts.get(name)
+        if left is None:
+            return
+        for tid in [t for t in left if t not in self._tasks or not counts_toward_desired(self._tasks[t])]:
+            del left[tid]  # ended, being killed or given up on: nothing left to restart there
+        starting = (LocalState.LAUNCHING, TaskState.TASK_STAGING, TaskState.TASK_STARTING)
+        checked = service.health_check is not None
+        for record in self._records_of(name):
+            if record.kill_requested_at is not None or record.state is TaskState.TASK_KILLING:
+                return
+            if counts_toward_desired(record) and (
+                record.state in starting or (checked and record.healthy is not True)
+            ):
+                return
+        if self._pending(name, self.desired()) > 0:
+            return
+        if not left:
+            del self._restarts[name]
+            self._note("restart_done", f"{name}: rolling restart finished")
+            return
+        victim = self._tasks[next(iter(left))]
+        if self._request_kill(victim, f"rolling restart ({len(left)} task(s) left)", now):
+            del left[victim.task_id]
 
     def _send_pending_kills(self, name: str, now: float) -> None:
         if not self._kills_allowed():
@@ -1086,6 +1132,8 @@ class SchedulerState:
         for name in list(self._backoff):
             if name not in config.services:
                 del self._backoff[name]
+        for name in [n for n in self._restarts if n not in config.services]:
+            del self._restarts[name]
         self._config = config
         self._fingerprints = fingerprints
         self._templates.clear()
@@ -1104,6 +1152,17 @@ class SchedulerState:
         else:
             self._targets[event.service] = Target(event.instances, event.reason)
         self._desired_cache = None
+        self._converge_all(now)
+
+    def _on_restart(self, event: RestartRequested, now: float) -> None:
+        name = event.service
+        if self._service(name) is None:
+            self._note("restart_ignored", f"restart of {name} ignored: the service is not configured")
+            return
+        live = {r.task_id: None for r in self._records_of(name) if counts_toward_desired(r)}
+        if live:
+            self._restarts[name] = live
+            self._note("restart", f"{name}: rolling restart of {len(live)} task(s) requested")
         self._converge_all(now)
 
     def _on_backoff_reset(self, event: BackoffResetRequested, now: float) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "Event",
     "OfferRescinded",
     "OffersReceived",
+    "RestartRequested",
     "StatusUpdated",
     "Subscribed",
     "TargetChanged",
@@ -105,6 +106,17 @@ class BackoffResetRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class RestartRequested:
+    """An operator asked for a rolling restart of ``service``: every task it runs now is replaced,
+    one at a time, the next only once the previous replacement runs (and is healthy, if checked).
+
+    The set of tasks to replace is taken when this arrives; it is not persisted (a failover in the
+    middle ends the restart, and the operator asks again)."""
+
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallFailed:
     """The runtime could not execute ``operation`` (the call was rejected, timed out, or the store
     refused a write); ``error`` says why, for the notes. The core decides whether to retry."""
@@ -123,6 +135,7 @@ Event = (
     | ConfigApplied
     | TargetChanged
     | BackoffResetRequested
+    | RestartRequested
     | CallFailed
 )
 """Everything ``SchedulerState.handle`` accepts."""

@@ -8,7 +8,7 @@ computed with the same predicates the core decides with (``framework.model.tasks
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from framework.model.tasks import TaskId, TaskRecord
 
@@ -61,6 +61,8 @@ class ServiceSnapshot:
     """Health kills are stopped: too large a share of the service is unhealthy at once."""
     endpoints: tuple[str, ...]
     """Published ``host:port`` endpoints (squid services)."""
+    restart_pending: int = 0
+    """Tasks a rolling restart still has to replace (0: no restart in progress)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +85,12 @@ class StateSnapshot:
     """Running totals since start (``launches``, ``kills``, ``odd_update``, ``kill_rate_limited``...)."""
     notes: tuple[Note, ...]
     """The most recent notes, oldest first."""
+    declines_by_reason: Mapping[str, int] = field(default_factory=dict)
+    """Declined offers since start, counted by reason category (running totals, unlike
+    ``decline_reasons``)."""
+    reconciliation_s: float | None = None
+    """How long the latest finished reconciliation took, SUBSCRIBED to the last task's answer
+    (None: none finished yet)."""
 
     def service(self, name: str) -> ServiceSnapshot:
         """The snapshot of ``name``; ``KeyError`` if it is not configured."""
