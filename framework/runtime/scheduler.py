@@ -5,9 +5,10 @@ thread, which is therefore the one thread that owns ``SchedulerState``; timers a
 it work through ``driver.call_soon`` (``Ticker`` sends a ``Tick`` every second that way).
 
 Executing operations keeps the write-ahead rules of ``framework.model.operations``: the list is run in
-order; a store write that fails stops the rest of the list (nothing after it may act on an unwritten
-record) and comes back to the core as ``CallFailed``; a failed master call comes back as
-``CallFailed`` too, and the rest of the list still runs.
+order; a store write that fails comes back to the core as ``CallFailed`` and nothing after it that
+acts on a record (writes, launches, kills, acknowledgements) runs, while declines, SUPPRESS/REVIVE
+and reconciliation still do, and a skipped launch's offers are declined (``_execute``); a failed
+master call comes back as ``CallFailed`` too, and the rest of the list still runs.
 """
 
 from __future__ import annotations
@@ -133,24 +134,34 @@ class CoreScheduler(SchedulerCallbacks):
     # --- operations out -------------------------------------------------------------------------
 
     def _execute(self, ops: Sequence[Operation]) -> list[events.Event]:
-        """Run ``ops`` in order; return ``CallFailed`` events for what failed."""
+        """Run ``ops`` in order; return ``CallFailed`` events for what failed.
+
+        After a failed store write nothing may act on the records it did not write: later writes,
+        launches, kills and acknowledgements are skipped (and reported as failed, so the core
+        abandons the launches and re-sends the kills). The rest still runs, and the offers of a
+        skipped launch are declined: an offer neither accepted nor declined would stay with
+        Steward, and the master would never offer those resources again."""
         failed: list[events.Event] = []
-        for index, op in enumerate(ops):
+        write_failed = False
+        for op in ops:
+            action = op
+            if write_failed and isinstance(
+                op, PersistTasks | ForgetTasks | PersistFrameworkId | Launch | Kill | Acknowledge
+            ):
+                failed.append(events.CallFailed(operation=op, error="skipped: an earlier store write failed"))
+                if not isinstance(op, Launch):
+                    continue
+                why = "launch abandoned: a store write failed"
+                action = Decline(op.offer_ids, op.refuse_seconds, tuple(why for _ in op.offer_ids))
             try:
-                self._execute_one(op)
+                self._execute_one(action)
             except StoreError as exc:
-                log.error("store write failed, not acting on the rest of this decision: %s", exc)
+                log.error("store write failed, not acting on the records of this decision: %s", exc)
                 failed.append(events.CallFailed(operation=op, error=str(exc)))
-                # Nothing after a failed write may act on the record it did not write.
-                failed.extend(
-                    events.CallFailed(operation=later, error="skipped: an earlier store write failed")
-                    for later in ops[index + 1 :]
-                    if isinstance(later, Launch | Acknowledge)
-                )
-                break
+                write_failed = True
             except MesosError as exc:
-                log.warning("%s failed: %s", type(op).__name__, exc)
-                failed.append(events.CallFailed(operation=op, error=str(exc)))
+                log.warning("%s failed: %s", type(action).__name__, exc)
+                failed.append(events.CallFailed(operation=action, error=str(exc)))
         return failed
 
     def _execute_one(self, op: Operation) -> None:
