@@ -68,7 +68,7 @@ def test_local_demo_has_the_documented_services() -> None:
     startd = services["startd"]
     assert startd.container.image == "steward/htcondor:local"
     assert startd.autoscale is not None and (startd.autoscale.min, startd.autoscale.max) == (0, 6)
-    assert startd.startd is not None and startd.startd.condor_host == "127.0.0.1:9618"
+    assert startd.startd is not None and startd.startd.condor_host == "127.0.0.1:31999"
     squid = services["squid"]
     assert squid.container.image == "steward/squid:local"
     assert squid.autoscale is not None
