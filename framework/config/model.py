@@ -249,6 +249,16 @@ class ApiConfig:
 
     listen: Annotated[str, _address_check(allow_port_zero=True)] = "127.0.0.1:8080"
     """``host:port`` to listen on; port 0 picks a free port. Loopback by default: expose it deliberately."""
+    token_file: LocalPath | None = None
+    """File holding the bearer token that write actions (scale, pause, resume, restart, reload)
+    need; re-read when it changes. Without it the API is read-only."""
+    read_token_required: bool = False
+    """Reads (``/v1/...`` and ``/metrics``) need the token too; ``/healthz``, ``/readyz`` and the
+    OpenAPI document never do."""
+
+    def _cross_check(self) -> Iterator[Problem]:
+        if self.read_token_required and self.token_file is None:
+            yield Problem(("read_token_required",), "needs a token_file to check the token against")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,8 +17,9 @@ import functools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from framework.config import Config
@@ -65,6 +66,10 @@ class _Service:
     interval_s: float
     stop: threading.Event
     thread: threading.Thread | None = None
+    last_sample: Sample | None = None
+    """The latest measurement the policy decided from (for metrics and the API)."""
+    directions: Counter[str] = field(default_factory=Counter)
+    """Decisions taken since start, by direction (``up``/``down``/``hold``)."""
 
 
 class AutoscaleLoop:
@@ -205,6 +210,8 @@ class AutoscaleLoop:
         )
         with self._lock:
             decision = service.autoscaler.decide(sample, counts, self._clock())
+            service.last_sample = sample
+            service.directions[decision.direction.value] += 1
         if decision.changed:
             dry = "" if decision.applied else " (dry run)"
             log.info("autoscale %s: %s%s", service.name, decision.reason, dry)
@@ -285,6 +292,16 @@ class AutoscaleLoop:
         """The service's recent decisions, oldest first (a copy, safe from any thread)."""
         with self._lock:
             return list(self._services[name].autoscaler.history)
+
+    def last_sample(self, name: str) -> Sample | None:
+        """The latest load measurement of ``name`` (None before the first)."""
+        with self._lock:
+            return self._services[name].last_sample
+
+    def decision_counts(self, name: str) -> dict[str, int]:
+        """How many decisions went each way since start (``up``/``down``/``hold``)."""
+        with self._lock:
+            return dict(self._services[name].directions)
 
     def autoscaler(self, name: str) -> Autoscaler:
         """The service's policy object (read its ``pinned``/``paused``/``params`` only)."""

@@ -23,6 +23,7 @@ from framework.config import Config
 from framework.core.state import CoreSettings, SchedulerState
 from framework.mesos.errors import MesosError
 from framework.mesos.scheduler_driver import SchedulerCallbacks, SchedulerDriver
+from framework.metrics.activity import Activity
 from framework.model import events
 from framework.model.operations import (
     Acknowledge,
@@ -48,6 +49,7 @@ from framework.model.proto import (
 )
 from framework.model.proto import Operation as OfferOperation
 from framework.model.snapshot import StateSnapshot
+from framework.model.tasks import TaskId, TaskRecord
 from framework.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,10 @@ class CoreScheduler(SchedulerCallbacks):
         clock: Callable[[], float] = time.monotonic,
         state: SchedulerState | None = None,
         settings: CoreSettings | None = None,
+        activity: Activity | None = None,
     ) -> None:
-        """``settings`` tunes the core's policy timers (tests shorten them); ignored with ``state``."""
+        """``settings`` tunes the core's policy timers (tests shorten them); ignored with ``state``.
+        ``activity`` records launches, kills, failures, latencies and executor usage for metrics."""
         self._store = store
         self._clock = clock
         self.state = state or SchedulerState(
@@ -79,6 +83,7 @@ class CoreScheduler(SchedulerCallbacks):
         self._snapshot: StateSnapshot | None = None
         self._snapshot_lock = threading.Lock()
         self.fatal_error: BaseException | None = None
+        self.activity = activity or Activity()
 
     # --- reading the state from other threads ---------------------------------------------------
 
@@ -93,13 +98,23 @@ class CoreScheduler(SchedulerCallbacks):
         """Hand ``event`` to the core and execute what it answers, feeding failures back in turn."""
         pending: deque[events.Event] = deque([event])
         while pending:
-            ops = self.state.handle(pending.popleft(), self._clock())
+            current = pending.popleft()
+            before = self._record_before(current)
+            now = self._clock()
+            ops = self.state.handle(current, now)
+            self.activity.handled(current, ops, before, now)
             pending.extend(self._execute(ops))
         for note in self.state.take_notes():
             log.info("%s", note)
         snapshot = self.state.snapshot()
         with self._snapshot_lock:
             self._snapshot = snapshot
+
+    def _record_before(self, event: events.Event) -> TaskRecord | None:
+        """The record a status update is about, before it applies (for ``activity``)."""
+        if isinstance(event, events.StatusUpdated):
+            return self.state.tasks.get(TaskId(event.status.task_id.value))
+        return None
 
     def subscribed(self, driver: SchedulerDriver, framework_id: str, master_info: MasterInfo | None) -> None:
         self.driver = driver
@@ -127,6 +142,10 @@ class CoreScheduler(SchedulerCallbacks):
         if "has been removed" in message:
             # The ID can never be used again; a restart must register afresh.
             self._store.forget_framework_id()
+
+    def message(self, driver: SchedulerDriver, agent_id: str, executor_id: str, data: bytes) -> None:
+        """An executor's MESSAGE: its task's resource usage (``framework.model.usage``)."""
+        self.activity.handle_usage(agent_id, executor_id, data)
 
     def tick(self) -> None:
         self.feed(events.Tick())
