@@ -8,8 +8,9 @@ the size limit.
 
 :class:`RequestsHttpGet`, the default, applies in one place the rules a load probe needs:
 
-* a **total** deadline per request, not only ``requests``' per-read one: a server trickling bytes
-  cannot hold a sample past ``timeout_s`` (connect and each read are bounded by ``timeout_s`` too);
+* connect and each read bounded by ``timeout_s``, and a **total** deadline checked as the body
+  arrives (at each chunk of a chunked answer, each 64 KiB otherwise), so a server trickling bytes
+  is cut off; the sources also bound every call by their own wait, which is the hard limit;
 * a body size limit (``max_bytes``): a misconfigured URL pointing at a big file fails fast;
 * the environment is not consulted (``trust_env = False``): an ``HTTP_PROXY`` in Steward's
   environment must not route a squid's cache-manager request through *another* proxy, and a
@@ -155,7 +156,11 @@ class RequestsHttpGet:
             raise HttpError(f"timed out after {timeout_s:g} s") from exc
         except requests.ConnectionError as exc:
             raise HttpError(f"connection failed: {_root_cause(exc)}") from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+        ) as exc:
             raise HttpError("invalid URL") from exc
         except requests.RequestException as exc:
             raise HttpError(f"request failed: {_root_cause(exc)}") from exc
