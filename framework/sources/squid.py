@@ -40,11 +40,14 @@ Robustness, each rule tested:
 
 **Saturation.** ``client_http.requests`` counts what squid *accepted*: at capacity it measures the
 capacity, not the demand. When ``info`` shows file descriptors in use at or above
-``saturation_fd_fraction`` of the maximum, or (when set) the 5-minute median service time of all HTTP
-requests at or above ``saturation_median_s``, that instance is saturated and the sample says
+``saturation_fd_fraction`` of the usable ones, or (when set) the 5-minute median service time of
+all HTTP requests at or above ``saturation_median_s``, that instance is saturated and the sample says
 ``saturated=True`` (the sum is then only a floor of the demand, so one saturated instance is
 enough). Otherwise ``saturated`` is None and the policy infers saturation from the per-instance load
 against its capacity. The median is a 5-minute figure, slow to react, hence off by default.
+"Usable" descriptors are the maximum less squid's reserve: squid stops accepting connections once
+only the reserve is left (seen on 5.7: 64 max, 16 reserved, accepting stops at 48 in use), so a
+squid past that point does not even answer its cache manager and shows up as a failed read.
 
 Parameters (``params`` of ``source: {type: squid}``):
 
@@ -54,7 +57,7 @@ Parameters (``params`` of ``source: {type: squid}``):
 ``scheme``                    ``http``                    ``http`` or ``https``
 ``timeout_s``                 ``2``                       per request
 ``max_parallel``              ``16``                      threads reading instances at once
-``saturation_fd_fraction``    ``0.9``                     fds in use / max that means saturated; 0: off
+``saturation_fd_fraction``    ``0.9``                     fds in use / usable that means saturated; 0: off
 ``saturation_median_s``       ``0`` (off)                 median service time that means saturated
 ``subtract_own_requests``     ``true``                    see above
 ============================  ==========================  =============================================
@@ -123,6 +126,8 @@ class Info:
     start_time: str | None = None
     fds_in_use: int | None = None
     fds_max: int | None = None
+    fds_reserved: int | None = None
+    """Descriptors squid keeps back: it stops accepting connections at ``fds_max - fds_reserved``."""
     median_service_s: float | None = None
     """5-minute median service time of all HTTP requests."""
 
@@ -132,6 +137,7 @@ _INFO_PATTERNS: Final = {
     "start_time": re.compile(r"^\s*Start Time:\s*(.+?)\s*$", re.MULTILINE),
     "fds_max": re.compile(r"^\s*Maximum number of file descriptors:\s*(\d+)\s*$", re.MULTILINE),
     "fds_in_use": re.compile(r"^\s*Number of file desc currently in use:\s*(\d+)\s*$", re.MULTILINE),
+    "fds_reserved": re.compile(r"^\s*Reserved number of file descriptors:\s*(\d+)\s*$", re.MULTILINE),
     "median_service_s": re.compile(r"^\s*HTTP Requests \(All\):\s*([0-9.]+)", re.MULTILINE),
 }
 
@@ -187,6 +193,7 @@ def parse_info(text: str) -> Info:
         start_time=found.get("start_time"),
         fds_in_use=int(found["fds_in_use"]) if "fds_in_use" in found else None,
         fds_max=int(found["fds_max"]) if "fds_max" in found else None,
+        fds_reserved=int(found["fds_reserved"]) if "fds_reserved" in found else None,
         median_service_s=median,
     )
 
@@ -422,14 +429,17 @@ class SquidSource:
         if info is None:
             return None
         p = self.params
+        usable = info.fds_max
+        if usable is not None and info.fds_reserved is not None and info.fds_reserved < usable:
+            usable -= info.fds_reserved
         if (
             p.saturation_fd_fraction > 0
             and info.fds_in_use is not None
-            and info.fds_max is not None
-            and info.fds_max > 0
-            and info.fds_in_use >= p.saturation_fd_fraction * info.fds_max
+            and usable is not None
+            and usable > 0
+            and info.fds_in_use >= p.saturation_fd_fraction * usable
         ):
-            return f"{info.fds_in_use} of {info.fds_max} file descriptors in use"
+            return f"{info.fds_in_use} of {usable} usable file descriptors in use"
         if (
             p.saturation_median_s > 0
             and info.median_service_s is not None

@@ -44,6 +44,8 @@ File descriptor usage for squid:
 \tLargest file desc currently in use:     24
 \tNumber of file desc currently in use:   {fds}
 \tFiles queued for open:                   0
+\tAvailable number of file descriptors: {available}
+\tReserved number of file descriptors:   {reserved}
 """
 
 
@@ -57,6 +59,7 @@ class FakeSquid:
     start: str = "Wed, 25 Nov 2026 03:43:17 GMT"
     fds: int = 9
     fds_max: int = 8192
+    fds_reserved: int = 100
     median_s: float = 0.0009
     manager_requests: int = 0
 
@@ -77,7 +80,12 @@ class FakeSquid:
             body = COUNTERS_TEMPLATE.format(sec=sec, usec=usec, requests=self.requests)
         elif path.endswith("/info"):
             body = INFO_TEMPLATE.format(
-                start=self.start, median=self.median_s, fds_max=self.fds_max, fds=self.fds
+                start=self.start,
+                median=self.median_s,
+                fds_max=self.fds_max,
+                fds=self.fds,
+                available=self.fds_max - self.fds,
+                reserved=self.fds_reserved,
             )
         else:
             return HttpResponse(404, b"not found")

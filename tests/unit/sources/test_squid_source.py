@@ -98,9 +98,11 @@ def test_parse_counters_rejects_garbage_with_a_reason(text: str, fragment: str) 
 
 
 def test_parse_info_reads_the_saturation_and_identity_figures() -> None:
-    squid = FakeSquid(fds=17, fds_max=4096, median_s=0.25, start="Thu, 26 Nov 2026 10:00:00 GMT")
+    squid = FakeSquid(
+        fds=17, fds_max=4096, fds_reserved=64, median_s=0.25, start="Thu, 26 Nov 2026 10:00:00 GMT"
+    )
     info = parse_info(squid.answer("/squid-internal-mgr/info").text())
-    assert (info.fds_in_use, info.fds_max) == (17, 4096)
+    assert (info.fds_in_use, info.fds_max, info.fds_reserved) == (17, 4096, 64)
     assert info.median_service_s == 0.25
     assert info.start_time == "Thu, 26 Nov 2026 10:00:00 GMT"
     with pytest.raises(NoValue):
@@ -374,11 +376,12 @@ def test_a_hung_instance_is_abandoned_and_not_piled_on(
 def test_file_descriptors_near_the_maximum_mean_saturated(rig_factory: RigFactory) -> None:
     rig = rig_factory(A, B)
     rig.sample()
-    rig.squid(A).fds = 7400  # 90.3 % of 8,192
+    # squid stops accepting at max - reserved: 8,192 - 100 = 8,092 usable; 90 % of that is 7,282.8.
+    rig.squid(A).fds = 7283
     saturated = rig.sample()
     assert saturated.saturated is True
     assert saturated.instances_reporting == 2
-    rig.squid(A).fds = 7000  # 85 %
+    rig.squid(A).fds = 7282
     assert rig.sample().saturated is None
 
 
