@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the test suite uses: a real ZooKeeper (master detection), Docker (containerizers,
 # images), debootstrap (local base images), static busybox (the containerizer tests' tiny image).
-TEST_DEBS := zookeeper docker.io debootstrap busybox-static
+TEST_DEBS := zookeeper docker.io debootstrap busybox-static prometheus
 PYTEST_ARGS ?=
 
 .PHONY: all venv test lint typecheck unit bench run clean
