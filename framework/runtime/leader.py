@@ -73,6 +73,7 @@ __all__ = [
     "LeaderElection",
     "LeaderToken",
     "Member",
+    "election_path",
     "parse_members",
 ]
 
@@ -89,6 +90,12 @@ _CONNECTION_TROUBLE: Final = (
     KazooTimeoutError,
 )
 _RETRY_DELAYS_S: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def election_path(store_path: str) -> str:
+    """Where the replicas sharing the ZooKeeper store at ``store_path`` hold their election: next
+    to the state it guards, so one ``path`` setting configures both."""
+    return f"{store_path.rstrip('/')}/leader"
 
 
 # --- values ---------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ Several Steward replicas share one ZooKeeper ensemble; only the elected leader a
     The framework ID as UTF-8; empty until the first registration and after it is forgotten.
 ``<path>/overrides``
     The operator overrides as one JSON object; empty means none.
+``<path>/leader``
+    Not the store's: the replicas' election (``framework.runtime.leader.election_path``), whose
+    members' znodes are the fences of the writes below.
 ``<path>/tasks/<name>``
     One znode per task record, holding the record as JSON (``record_to_builtins``, the same text
     the SQLite store keeps). ``<name>`` is the task ID made safe for ZooKeeper (:func:`task_znode_name`):

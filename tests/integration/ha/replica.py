@@ -28,7 +28,7 @@ from kazoo.client import KazooClient
 from kazoo.retry import KazooRetry
 
 from framework.model.tasks import AgentId, LocalState, TaskId, TaskRecord
-from framework.runtime.leader import LeaderElection, LeaderToken
+from framework.runtime.leader import LeaderElection, LeaderToken, election_path
 from framework.store.base import StoreError
 from framework.store.zookeeper import Fence, NotLeaderError, ZooKeeperStore
 
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
 
     election = LeaderElection(
         client,
-        f"{path}/leader",
+        election_path(path),
         name,
         on_elected=elected,
         on_lost=lost,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kazoo.client import KazooClient
 
 from framework.model.tasks import TaskId, record_to_builtins
-from framework.runtime.leader import LeaderElection, LeaderToken
+from framework.runtime.leader import LeaderElection, LeaderToken, election_path
 from framework.store.base import StoreError
 from framework.store.zookeeper import (
     NotLeaderError,
@@ -161,7 +161,7 @@ class Replica:
         self.store = ZooKeeperStore([server.hosts], path, client=self.client)
         self.election = LeaderElection(
             self.client,
-            f"{path}/leader",
+            election_path(path),
             name,
             on_elected=self._on_elected,
             on_lost=lambda _r: self.lost.set(),

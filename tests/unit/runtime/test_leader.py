@@ -30,6 +30,7 @@ from framework.runtime.leader import (
     Lost,
     Member,
     Refresh,
+    election_path,
     parse_members,
 )
 
@@ -57,6 +58,11 @@ def test_members_rank_by_sequence_number_not_by_name_or_listing_order() -> None:
 def test_children_that_are_not_members_are_ignored() -> None:
     children = ["lock", f"x{MEMBER_MARK}", f"x{MEMBER_MARK}12a", "json.info_0000000001", member("n", 5)]
     assert [m.sequence for m in parse_members(children)] == [5]
+
+
+def test_the_election_lives_next_to_the_store_it_guards() -> None:
+    assert election_path("/steward") == "/steward/leader"
+    assert election_path("/site/steward/") == "/site/steward/leader"
 
 
 # --- the token -------------------------------------------------------------------------------------
