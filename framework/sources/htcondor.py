@@ -240,6 +240,14 @@ def _read_token(path: str) -> str:
     return token
 
 
+def _get(ad: Any, key: str) -> Any:
+    """``ad[key]`` or None, for ClassAds (and the mappings tests use)."""
+    try:
+        return ad.get(key)
+    except Exception:
+        return None
+
+
 class HTCondorSource:
     """Idle and running jobs through the ``htcondor2`` bindings (see the module docstring).
 
@@ -307,10 +315,13 @@ class HTCondorSource:
             raise NoValue(f"collector {p.collector}: {describe_error(exc)}") from None
         if not ads:
             raise NoValue(f"collector {p.collector} lists no schedd")
+        if p.schedd is not None and not _get(ads[0], "MyAddress"):
+            # htcondor2's locate() answers an ad without an address for an unknown name.
+            raise NoValue(f"collector {p.collector} does not know schedd {p.schedd!r}")
         constraint = job_constraint(p.constraint)
         idle = running = 0
         for ad in ads:
-            name = ad.get("Name", "?") if hasattr(ad, "get") else "?"
+            name = _get(ad, "Name") or p.schedd or "?"
             try:
                 jobs = h.Schedd(ad).query(constraint, ["JobStatus"])
             except Exception as exc:

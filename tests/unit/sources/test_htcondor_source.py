@@ -70,12 +70,12 @@ def fake_bindings(pool: FakePool) -> Any:
 
         def locateAll(self, kind: str) -> list[dict[str, str]]:
             assert kind == "Schedd"
-            return [{"Name": name} for name in pool.schedds]
+            return [{"Name": name, "MyAddress": f"<127.0.0.1:9618?name={name}>"} for name in pool.schedds]
 
         def locate(self, kind: str, name: str) -> dict[str, str]:
             if name not in pool.schedds:
-                raise ValueError(f"Unable to find daemon '{name}'")
-            return {"Name": name}
+                return {}  # what htcondor2 answers for an unknown name: an ad with no address
+            return {"Name": name, "MyAddress": f"<127.0.0.1:9618?name={name}>"}
 
     class Schedd:
         def __init__(self, ad: dict[str, str]) -> None:
@@ -143,7 +143,7 @@ def test_a_named_schedd_is_the_only_one_asked(sources: list[Any]) -> None:
     unknown, _ = build(sources, pool, schedd="c@vm")
     result = unknown.sample(1.0)
     assert result.value is None
-    assert result.reason_missing == "collector 127.0.0.1:9618: ValueError: Unable to find daemon 'c@vm'"
+    assert result.reason_missing == "collector 127.0.0.1:9618 does not know schedd 'c@vm'"
 
 
 def test_one_schedd_failing_makes_the_sample_missing_not_short(sources: list[Any]) -> None:
