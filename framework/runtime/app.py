@@ -23,7 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from framework.config import Config, ConfigError, load_config, read_secret
-from framework.config.model import FileStoreConfig
+from framework.config.model import FileStoreConfig, ZooKeeperStoreConfig
 from framework.core.state import CoreSettings
 from framework.mesos.detector import MasterDetector, make_detector
 from framework.mesos.errors import MesosError
@@ -114,6 +114,8 @@ class Runtime:
 
     embedded: LocalCluster | None = None
     """The embedded cluster started for ``master: local``; stopped (with its tasks) on close."""
+    owns_store: bool = True
+    """Close the store with the runtime (False for a store the caller passed in)."""
 
     def reload(self, path: str) -> ReloadResult:
         """Load ``path`` whole; apply it only if it is valid, else keep the running config.
@@ -157,7 +159,8 @@ class Runtime:
         self.stop()
         self.transport.close()
         self.detector.close()
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -189,17 +192,24 @@ def start_embedded_cluster(config: Config) -> LocalCluster:
 
 
 def start_runtime(
-    config: Config, master: str | None = None, *, settings: CoreSettings | None = None
+    config: Config,
+    master: str | None = None,
+    *,
+    settings: CoreSettings | None = None,
+    store: Store | None = None,
 ) -> Runtime:
     """Build and start every piece; raises StartupError for what the operator must fix.
 
     ``settings`` overrides the core's policy knobs the configuration does not carry (tests use it
-    to shorten the unreachable-replacement and reconciliation timers)."""
+    to shorten the unreachable-replacement and reconciliation timers). ``store`` is an open store
+    the caller owns (a leader's ZooKeeper store); by default the configured file store is opened
+    and closed with the runtime."""
     master = master or config.framework.master
     embedded = start_embedded_cluster(config) if master == "local" else None
     try:
         detector = make_detector(embedded.url if embedded is not None else master)
-        store = open_store(config)
+        owns_store = store is None
+        store = open_store(config) if store is None else store
         transport = make_transport(config)
     except ValueError as exc:
         if embedded is not None:
@@ -233,20 +243,26 @@ def start_runtime(
     except (ValueError, ImportError) as exc:
         transport.close()
         detector.close()
-        store.close()
+        if owns_store:
+            store.close()
         if embedded is not None:
             embedded.stop()
         raise StartupError(f"autoscale: {exc}") from exc
     driver.start()
     ticker.start()
     autoscale.start()
-    return Runtime(config, store, detector, transport, scheduler, driver, ticker, autoscale, embedded)
+    return Runtime(
+        config, store, detector, transport, scheduler, driver, ticker, autoscale, embedded, owns_store
+    )
 
 
 def run_framework(config: Config, master: str | None = None, config_path: str | None = None) -> int:
     """Run until SIGINT/SIGTERM or a fatal error; 0 on a clean stop, 1 on failure.
 
-    SIGHUP reloads ``config_path`` (validated whole; an invalid file changes nothing)."""
+    SIGHUP reloads ``config_path`` (validated whole; an invalid file changes nothing). With a
+    ZooKeeper store the process is one replica of several (``framework.runtime.ha``)."""
+    if isinstance(config.framework.store, ZooKeeperStoreConfig):
+        return run_replica(config, master)
     try:
         runtime = start_runtime(config, master)
     except (StartupError, MesosError) as exc:
@@ -283,6 +299,33 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
     if fatal is not None and not stopping.is_set():
         log.error("stopped: %s", fatal)
         return 1
+    return 0
+
+
+def run_replica(config: Config, master: str | None = None) -> int:
+    """Run as one of several replicas until SIGINT/SIGTERM: standby until elected, then act."""
+    from framework.runtime.ha import Replica  # noqa: PLC0415 - imports the runtime itself
+
+    try:
+        replica = Replica(config, master)
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: leaving the election (tasks keep running)", signal.Signals(signum).name)
+        stopping.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    replica.start()
+    log.info("replica %s: waiting for leadership", replica.identifier)
+    try:
+        stopping.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        replica.stop()
     return 0
 
 
