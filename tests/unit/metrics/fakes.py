@@ -109,7 +109,7 @@ class FakeAutoscale:
         return self.policies[name]
 
     def last_sample(self, name: str) -> Sample | None:
-        self.policies[name]  # noqa: B018 - KeyError for unknown names, like the real loop
+        self.policies[name]
         return self.samples.get(name)
 
     def decision_counts(self, name: str) -> dict[str, int]:

@@ -173,7 +173,8 @@ def test_tasks_by_service_and_state_with_zeros_for_the_usual_states(runtime: Fak
 
 def test_launches_failures_kills_and_launch_latency_from_what_the_runtime_saw(runtime: FakeRuntime) -> None:
     activity = runtime.scheduler.activity
-    activity.handled(StatusUpdated(make_status("x", S.TASK_RUNNING)), [launch("squid.2.c", "web.1.e")], None, 0)
+    tick = StatusUpdated(make_status("x", S.TASK_RUNNING))
+    activity.handled(tick, [launch("squid.2.c", "web.1.e")], None, 0)
     activity.handled(
         StatusUpdated(make_status("x", S.TASK_RUNNING)),
         [Kill(TaskId("web.0.d"), AgentId("agent-a"), 30.0, "scale down to 1")],
@@ -212,7 +213,7 @@ def test_launches_failures_kills_and_launch_latency_from_what_the_runtime_saw(ru
     assert value(found, "steward_tasks_adopted_total") == 1
 
 
-def test_per_task_usage_is_labelled_by_service_and_task_and_ended_tasks_drop_out(runtime: FakeRuntime) -> None:
+def test_per_task_usage_is_labelled_by_service_and_task_and_ended_ones_drop_out(runtime: FakeRuntime) -> None:
     activity = runtime.scheduler.activity
     activity.handle_usage("agent-a", "exec-a", usage("squid.0.a", cpu_seconds_total=42.0, net_rx_bytes=7.0))
     activity.handle_usage("agent-b", "exec-b", usage("squid.1.b"))
