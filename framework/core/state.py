@@ -78,6 +78,7 @@ from framework.core.placement import OfferPlan, PlannedLaunch, plan_offers
 from framework.core.ratelimit import TokenBucket
 from framework.core.taskbuild import (
     ServiceTemplate,
+    StewardExecutorArtifact,
     TaskSpec,
     build_task_info,
     service_fingerprint,
@@ -171,6 +172,8 @@ class CoreSettings:
     per-host service keep it regardless."""
     notes_kept: int = 200
     """How many recent notes the snapshot carries."""
+    steward_executor: StewardExecutorArtifact | None = None
+    """Where the Steward executor zipapp is served; ``executor: steward`` services wait without it."""
 
 
 @dataclass(slots=True)
@@ -609,7 +612,7 @@ class SchedulerState:
     def _blocked(self) -> dict[str, str]:
         blocked = {}
         for name, service in self._config.services.items():
-            reason = unsupported_reason(service)
+            reason = unsupported_reason(service, self._settings.steward_executor)
             if reason is not None:
                 blocked[name] = reason
         return blocked
@@ -684,7 +687,9 @@ class SchedulerState:
                 self._put(record)
                 template = self._templates.get(launch.service)
                 if template is None:
-                    template = self._templates[launch.service] = service_template(service)
+                    template = self._templates[launch.service] = service_template(
+                        service, self._settings.steward_executor
+                    )
                 infos.append(
                     build_task_info(
                         TaskSpec(

@@ -1,6 +1,7 @@
 """From a service's configuration and what an offer gave it to the ``TaskInfo`` Mesos launches.
 
-Every task runs under the Mesos **Docker containerizer** (``container.type: DOCKER``). What that
+Every task runs under the Mesos **Docker containerizer** (``container.type: DOCKER``), or, per service,
+the Steward executor with the same container (see the end of this docstring). What that
 containerizer honours, and so how each setting is expressed (protocol brief 4.8, mistakes 21-22):
 
 * the command: ``command`` -> ``shell: true`` with ``value`` (``sh -c``); ``args`` -> ``shell: false``
@@ -35,11 +36,22 @@ actually accepted: ``HOST``, ``PORT0``.. ``PORTn``/``PORT``/``PORTS`` (host port
   ``CONDOR_ROLE=execute`` unless the operator set it);
 * ``cvmfs``: ``CVMFS_HTTP_PROXY`` (see :func:`cvmfs_proxy`).
 
+The Steward executor (``container.executor: steward``): the same ``ContainerInfo`` and ``CommandInfo``
+are built, but travel in ``TaskInfo.data`` (base64 JSON, format ``steward-executor/1``, read by
+``executors.spec``) instead of ``TaskInfo.container``/``command``: Mesos allows exactly one of
+``command`` or ``executor``, and the executor, not the agent, runs the container through Docker. The
+``executor`` is an ``ExecutorInfo`` (one per task, ID ``<task id>.executor``) whose command runs the
+zipapp the Mesos fetcher brings from ``StewardExecutorArtifact.uri`` (``python3 -I -S
+steward-executor.pyz``), with a ``shutdown_grace_period`` longer than the kill grace so that an
+executor SHUTDOWN leaves time for the drain. The data holds nothing secret (secret files are paths, as
+above); health checks stay in ``TaskInfo.health_check``, which the executor runs.
+
 Pure: values in, a ``TaskInfo`` out.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 from collections.abc import Sequence
@@ -50,12 +62,15 @@ import msgspec
 
 from framework.config.model import ServiceConfig, ServiceKind
 from framework.model.proto import (
+    URI,
     AgentID,
     CommandInfo,
     ContainerInfo,
     DockerInfo,
     DurationInfo,
     Environment,
+    ExecutorID,
+    ExecutorInfo,
     HealthCheck,
     HTTPCheckInfo,
     KillPolicy,
@@ -71,11 +86,14 @@ from framework.model.proto import (
 from framework.model.tasks import AgentId, TaskId
 
 __all__ = [
+    "EXECUTOR_DATA_FORMAT",
     "EXECUTOR_HEALTH_FAILURES",
+    "EXECUTOR_SHUTDOWN_MARGIN_S",
     "STARTD_MEMORY_OVERHEAD_MIB",
     "STARTD_TOKEN_PATH",
     "PortRequest",
     "ServiceTemplate",
+    "StewardExecutorArtifact",
     "TaskSpec",
     "assign_port_mappings",
     "build_task_info",
@@ -107,13 +125,35 @@ def service_fingerprint(service: ServiceConfig) -> str:
     return hashlib.sha256(repr(service).encode()).hexdigest()[:12]
 
 
-def unsupported_reason(service: ServiceConfig) -> str | None:
-    """Why Steward cannot build tasks for ``service`` yet, or None."""
-    if service.container.executor != "docker":
-        return (
-            f"unsupported: executor {service.container.executor!r} is not available yet "
-            "(only the Docker containerizer is)"
-        )
+EXECUTOR_DATA_FORMAT: Final = "steward-executor/1"
+"""``TaskInfo.data`` format of Steward executor tasks (the reader is ``executors.spec``)."""
+
+EXECUTOR_SHUTDOWN_MARGIN_S: Final = 10.0
+"""Added to the kill grace for ``ExecutorInfo.shutdown_grace_period``: time, after the drain, to stop
+and remove the container and send the last update before the agent kills the executor."""
+
+
+@dataclass(frozen=True, slots=True)
+class StewardExecutorArtifact:
+    """Where agents fetch the Steward executor zipapp (``steward build-executor``) and how they run it."""
+
+    uri: str
+    """Its URL (``framework.runtime.artifacts.ArtifactServer.url``), fetched into each sandbox."""
+    python: str = "python3"
+    """The agents' Python 3 (3.11 or newer), looked up on their PATH."""
+    file_name: str = "steward-executor.pyz"
+    """Name of the fetched file in the sandbox."""
+    usage_interval_s: float = 10.0
+    """How often the executor reports each task's resource usage."""
+
+
+def unsupported_reason(service: ServiceConfig, executor: StewardExecutorArtifact | None = None) -> str | None:
+    """Why Steward cannot build tasks for ``service``, or None. ``executor``: where the Steward
+    executor is served, without which ``executor: steward`` services cannot launch."""
+    if service.container.executor == "steward" and executor is None:
+        return "unsupported: executor 'steward' needs the executor zipapp, and none is being served"
+    if service.container.executor not in ("docker", "steward"):
+        return f"unsupported: executor {service.container.executor!r}"
     return None
 
 
@@ -377,12 +417,17 @@ class ServiceTemplate:
     kill_policy: KillPolicy
     health_check: HealthCheck | None
     """The check when it does not depend on the task's ports (None: built per task, or none)."""
+    executor: StewardExecutorArtifact | None = None
+    """Set for ``executor: steward`` services: the executor the tasks name."""
 
 
-def service_template(service: ServiceConfig) -> ServiceTemplate:
+def service_template(
+    service: ServiceConfig, executor: StewardExecutorArtifact | None = None
+) -> ServiceTemplate:
     """The task-independent parts of ``service``'s TaskInfos; raises ``ValueError`` for a service
-    Steward cannot launch (:func:`unsupported_reason`)."""
-    reason = unsupported_reason(service)
+    Steward cannot launch (:func:`unsupported_reason`). ``executor`` is where the Steward executor is
+    served (needed by, and only used for, ``executor: steward`` services)."""
+    reason = unsupported_reason(service, executor)
     if reason is not None:
         raise ValueError(f"cannot build a task for service {service.name}: {reason}")
     volumes, parameters = _volumes_and_parameters(service)
@@ -394,6 +439,7 @@ def service_template(service: ServiceConfig) -> ServiceTemplate:
         parameters=parameters,
         kill_policy=KillPolicy(grace_period=DurationInfo.from_seconds(service.kill_grace_period_s)),
         health_check=fixed_check,
+        executor=executor if service.container.executor == "steward" else None,
     )
 
 
@@ -404,7 +450,8 @@ def _total(resources: Sequence[Resource], name: str) -> float:
 
 def build_task_info(spec: TaskSpec, template: ServiceTemplate | None = None) -> TaskInfo:
     """The TaskInfo for one launch (see the module docstring for every mapping). ``template`` is
-    :func:`service_template` of ``spec.service``, when the caller keeps one."""
+    :func:`service_template` of ``spec.service``, when the caller keeps one (an ``executor: steward``
+    service needs one, made with the executor's artifact)."""
     service = spec.service
     if template is None or template.service is not service:
         template = service_template(service)
@@ -424,14 +471,67 @@ def build_task_info(spec: TaskSpec, template: ServiceTemplate | None = None) -> 
     health_check = template.health_check
     if health_check is None and service.health_check is not None:
         health_check = _health_check(service, spec.ports)
+    command = _command(spec, _environment(spec, cpus, mem_mib))
+    container_info = ContainerInfo(type="DOCKER", docker=docker, volumes=template.volumes)
+    task_labels = Labels.of({k.removeprefix(LABEL_PREFIX): v for k, v in labels.items()})
+    if template.executor is not None:
+        return TaskInfo(
+            name=spec.task_id,
+            task_id=TaskID(value=spec.task_id),
+            agent_id=AgentID(value=spec.agent_id),
+            resources=spec.resources,
+            executor=_executor_info(spec, template.executor),
+            data=_executor_data(spec, template.executor, container_info, command),
+            health_check=health_check,
+            kill_policy=template.kill_policy,
+            labels=task_labels,
+        )
     return TaskInfo(
         name=spec.task_id,
         task_id=TaskID(value=spec.task_id),
         agent_id=AgentID(value=spec.agent_id),
         resources=spec.resources,
-        command=_command(spec, _environment(spec, cpus, mem_mib)),
-        container=ContainerInfo(type="DOCKER", docker=docker, volumes=template.volumes),
+        command=command,
+        container=container_info,
         health_check=health_check,
         kill_policy=template.kill_policy,
-        labels=Labels.of({k.removeprefix(LABEL_PREFIX): v for k, v in labels.items()}),
+        labels=task_labels,
     )
+
+
+def _executor_info(spec: TaskSpec, artifact: StewardExecutorArtifact) -> ExecutorInfo:
+    """The Steward executor for one task: the fetched zipapp run by the agents' Python, in isolated
+    mode (``-I -S``: nothing from the agent's own Python packages or PYTHON* variables)."""
+    service = spec.service
+    fetch = URI(value=artifact.uri, extract=False, cache=True, output_file=artifact.file_name)
+    command = CommandInfo(
+        uris=(fetch,),
+        shell=False,
+        value=artifact.python,
+        arguments=(artifact.python, "-I", "-S", artifact.file_name),
+    )
+    grace = service.kill_grace_period_s + EXECUTOR_SHUTDOWN_MARGIN_S
+    return ExecutorInfo(
+        executor_id=ExecutorID(value=f"{spec.task_id}.executor"),
+        type="CUSTOM",
+        command=command,
+        name=f"Steward executor for {spec.task_id}",
+        source=service.name,
+        shutdown_grace_period=DurationInfo.from_seconds(grace),
+        labels=Labels.of({"service": service.name, "kind": service.kind.value, "task_id": spec.task_id}),
+    )
+
+
+def _executor_data(
+    spec: TaskSpec, artifact: StewardExecutorArtifact, container: ContainerInfo, command: CommandInfo
+) -> str:
+    """``TaskInfo.data`` for the Steward executor: what it runs, as base64 JSON (``executors.spec``)."""
+    document = {
+        "format": EXECUTOR_DATA_FORMAT,
+        "service": spec.service.name,
+        "kind": spec.service.kind.value,
+        "container": container,
+        "command": command,
+        "usage_interval_s": artifact.usage_interval_s,
+    }
+    return base64.b64encode(msgspec.json.encode(document)).decode("ascii")

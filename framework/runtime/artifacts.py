@@ -58,7 +58,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "steward-artifacts"
-    timeout = 60.0
+    timeout = 30.0
+    """Seconds a client may stall before its connection is dropped."""
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("artifact server: " + format, *args)
@@ -67,6 +68,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        # One request per connection: a kept-alive idle connection would hold close() up.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         if status == 200:
             artifact = self.server.artifact
             self.send_header("ETag", f'"{artifact.sha256}"')
