@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the test suite uses: a real ZooKeeper (master detection), Docker (containerizers,
-# images), debootstrap (local base images), static busybox (the containerizer tests' tiny image).
+# Debian packages the test suite uses: a real ZooKeeper (master detection, HA), Docker (containerizers,
+# images), debootstrap (local base images), static busybox (the containerizer tests' tiny image),
+# Prometheus (the Prometheus load source, promtool checks of deploy/prometheus).
 TEST_DEBS := zookeeper docker.io debootstrap busybox-static prometheus
 PYTEST_ARGS ?=
 
@@ -18,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 		deploy/scripts/ensure-debian-packages.sh python3-venv python3-pip; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,htcondor]'
 	touch $@
 
 venv: $(STAMP)
