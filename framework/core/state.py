@@ -297,6 +297,8 @@ class SchedulerState:
         self._declines_total: Counter[str] = Counter()
         self._launch_checks: list[tuple[Offer, tuple[tuple[Resource, ...], ...]]] = []
         self._violations: list[str] = []
+        self._unsaved: set[TaskId] = set()
+        """Tasks whose latest record failed to reach the store: the next ``_put`` writes them."""
         self._out = _Outbox()
         for record in tasks:
             self._index(lifecycle.restored(record, now))
@@ -487,12 +489,24 @@ class SchedulerState:
         return service is not None and (service.per_host or service.kind is ServiceKind.STARTD)
 
     def _put(self, record: TaskRecord) -> None:
-        """Change a record and write it to the store (before the operations that depend on it)."""
+        """Change a record and write it to the store (before the operations that depend on it),
+        unless the store already holds it as far as a restart is concerned
+        (``lifecycle.same_when_restored``: a reconciliation answer confirming what is known)."""
+        old = self._tasks.get(record.task_id)
         self._index(record)
-        self._out.writes[record.task_id] = record
+        tid = record.task_id
+        if (
+            old is None
+            or tid in self._out.writes
+            or tid in self._unsaved
+            or not lifecycle.same_when_restored(old, record)
+        ):
+            self._out.writes[tid] = record
+            self._unsaved.discard(tid)
 
     def _forget(self, record: TaskRecord) -> None:
         self._unindex(record)
+        self._unsaved.discard(record.task_id)
         self._stuck_asked_at.pop(record.task_id, None)
         self._out.writes[record.task_id] = None
 
@@ -1194,6 +1208,8 @@ class SchedulerState:
                         )
                         self._forget(dropped)
                         self._counters["launches_abandoned"] += 1
+                    elif record is not None and isinstance(operation, PersistTasks):
+                        self._unsaved.add(task_id)  # written with its next change, whatever it is
             case Kill():
                 record = self._tasks.get(operation.task_id)
                 if record is not None and record.kill_requested_at is not None:
