@@ -220,7 +220,7 @@ def start_runtime(
             embedded.stop()
         raise
     framework_id = store.framework_id()
-    scheduler = CoreScheduler(config, store, settings=settings)
+    scheduler = CoreScheduler(config, store, settings=settings, group_commit=True)
     driver = SchedulerDriver(
         scheduler,
         build_framework_info(config, framework_id),

@@ -54,6 +54,10 @@ from framework.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 
+GROUP_COMMIT_MAX = 1000
+"""Acknowledgements held for one group commit at most (agents resend updates left unacknowledged
+for ten seconds: a long burst is written and acknowledged in parts)."""
+
 
 class CoreScheduler(SchedulerCallbacks):
     """Feeds the core and carries out what it decides. ``feed`` and the callbacks belong to the
@@ -68,9 +72,12 @@ class CoreScheduler(SchedulerCallbacks):
         state: SchedulerState | None = None,
         settings: CoreSettings | None = None,
         activity: Activity | None = None,
+        group_commit: bool = False,
     ) -> None:
         """``settings`` tunes the core's policy timers (tests shorten them); ignored with ``state``.
-        ``activity`` records launches, kills, failures, latencies and executor usage for metrics."""
+        ``activity`` records launches, kills, failures, latencies and executor usage for metrics.
+        ``group_commit`` (needs the driver's ``call_soon``) writes the records of status updates
+        that arrive in a burst in one transaction, acknowledging them after it (``_group``)."""
         self._store = store
         self._clock = clock
         self.state = state or SchedulerState(
@@ -85,6 +92,10 @@ class CoreScheduler(SchedulerCallbacks):
         self._core_lock = threading.RLock()
         """Held while the core handles an event and while a snapshot is taken of it."""
         self._stale = False
+        self._group_commit = group_commit
+        self._group_writes: dict[TaskId, TaskRecord | None] = {}
+        self._group_acks: list[Acknowledge] = []
+        self._group_flush_queued = False
         self.fatal_error: BaseException | None = None
         self.activity = activity or Activity()
 
@@ -163,7 +174,57 @@ class CoreScheduler(SchedulerCallbacks):
 
     # --- operations out -------------------------------------------------------------------------
 
-    def _execute(self, ops: Sequence[Operation]) -> list[events.Event]:
+    def _group(self, ops: Sequence[Operation]) -> bool:
+        """Hold back ``ops`` if they only write records and acknowledge updates (a status update's
+        answer); True if held. The group is written in one transaction, then acknowledged, when the
+        dispatcher gets to the flush queued behind the events already waiting, when it is large,
+        or before any other operation runs (which may depend on it): write-ahead holds, nothing
+        is acknowledged or acted upon before its record is stored. Without it a burst of 20,000
+        updates cost 20,000 fsyncs."""
+        driver = self.driver
+        if not self._group_commit or driver is None or not ops:
+            return False
+        if not all(isinstance(op, PersistTasks | ForgetTasks | Acknowledge) for op in ops):
+            return False
+        for op in ops:
+            if isinstance(op, PersistTasks):
+                self._group_writes.update((r.task_id, r) for r in op.records)
+            elif isinstance(op, ForgetTasks):
+                self._group_writes.update((tid, None) for tid in op.task_ids)
+            elif isinstance(op, Acknowledge):
+                self._group_acks.append(op)
+        if not self._group_flush_queued:
+            self._group_flush_queued = True
+            driver.call_soon(self._flush_queued)
+        return True
+
+    def _flush_queued(self) -> None:
+        self._group_flush_queued = False
+        for failure in self._flush_group():
+            self.feed(failure)
+
+    def _flush_group(self) -> list[events.Event]:
+        """Write the held records in one transaction, then send the held acknowledgements."""
+        if not self._group_writes and not self._group_acks:
+            return []
+        writes, self._group_writes = self._group_writes, {}
+        acks, self._group_acks = self._group_acks, []
+        persist = tuple(r for r in writes.values() if r is not None)
+        forget = tuple(tid for tid, r in writes.items() if r is None)
+        try:
+            self._store.apply(persist=persist, forget=forget)
+        except StoreError as exc:
+            log.error("store write failed, not acknowledging %d update(s): %s", len(acks), exc)
+            failed: list[events.Event] = []
+            if persist:
+                failed.append(events.CallFailed(operation=PersistTasks(persist), error=str(exc)))
+            if forget:
+                failed.append(events.CallFailed(operation=ForgetTasks(forget), error=str(exc)))
+            skipped = "skipped: an earlier store write failed"
+            return failed + [events.CallFailed(operation=ack, error=skipped) for ack in acks]
+        return self._execute(acks, grouping=False)
+
+    def _execute(self, ops: Sequence[Operation], *, grouping: bool = True) -> list[events.Event]:
         """Run ``ops`` in order; return ``CallFailed`` events for what failed.
 
         After a failed store write nothing may act on the records it did not write: later writes,
@@ -171,7 +232,9 @@ class CoreScheduler(SchedulerCallbacks):
         abandons the launches and re-sends the kills). The rest still runs, and the offers of a
         skipped launch are declined: an offer neither accepted nor declined would stay with
         Steward, and the master would never offer those resources again."""
-        failed: list[events.Event] = []
+        if grouping and self._group(ops):
+            return self._flush_group() if len(self._group_acks) >= GROUP_COMMIT_MAX else []
+        failed: list[events.Event] = self._flush_group() if ops else []
         write_failed = False
         for op in ops:
             action = op
