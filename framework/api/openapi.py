@@ -12,8 +12,14 @@ import copy
 from typing import Any, Final
 
 from framework.api.actions import MAX_INSTANCES
+from framework.model.proto import TaskState
+from framework.model.tasks import LocalState
 
-__all__ = ["openapi_document"]
+__all__ = ["STATE_NAMES", "openapi_document"]
+
+_MESOS_STATES: Final = tuple(state.value.removeprefix("TASK_") for state in TaskState)
+STATE_NAMES: Final = [LocalState.LAUNCHING.value, *(f"TASK_{s}" for s in _MESOS_STATES), *_MESOS_STATES]
+"""What ``/v1/tasks?state=`` accepts: Steward's LAUNCHING, and Mesos's states with or without TASK_."""
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -299,8 +305,8 @@ PATHS: Final[dict[str, Any]] = {
                     "name": "state",
                     "in": "query",
                     "required": False,
-                    "description": "A state name: LAUNCHING, TASK_RUNNING (or RUNNING), ...",
-                    "schema": {"type": "string"},
+                    "description": "A state: LAUNCHING, or a Mesos task state with or without TASK_.",
+                    "schema": {"type": "string", "enum": STATE_NAMES},
                 },
             ],
             "responses": {

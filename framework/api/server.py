@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from framework.api.actions import ApiError, Operator
-from framework.api.openapi import openapi_document
+from framework.api.openapi import STATE_NAMES, openapi_document
 from framework.api.views import (
     Clock,
     autoscale_view,
@@ -50,7 +50,6 @@ from framework.config.addresses import parse_host_port
 from framework.config.loading import read_secret
 from framework.metrics.exporter import MetricsExporter
 from framework.model.snapshot import ServiceSnapshot, StateSnapshot
-from framework.model.tasks import LocalState
 
 if TYPE_CHECKING:
     from framework.config import Config
@@ -63,10 +62,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 64 * 1024
 _PUBLIC: Final = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
-_STATES: Final = frozenset({LocalState.LAUNCHING.value} | {f"TASK_{s}" for s in (
-    "STAGING", "STARTING", "RUNNING", "KILLING", "FINISHED", "FAILED", "KILLED", "ERROR", "LOST",
-    "DROPPED", "UNREACHABLE", "GONE", "GONE_BY_OPERATOR", "UNKNOWN",
-)})  # fmt: skip
+_STATES: Final = frozenset(name for name in STATE_NAMES if name == "LAUNCHING" or name.startswith("TASK_"))
 
 
 class ApiStartupError(Exception):
@@ -321,11 +317,10 @@ class ApiServer:
             self.service_of(snapshot, service)
         state = _one(query, "state")
         if state is not None:
-            state = state.upper()
             if state not in _STATES and f"TASK_{state}" in _STATES:
                 state = f"TASK_{state}"
             if state not in _STATES:
-                raise ApiError(400, f"unknown state {state!r}; one of {', '.join(sorted(_STATES))}")
+                raise ApiError(400, f"unknown state {state[:40]!r}; one of {', '.join(sorted(_STATES))}")
         usage = self.runtime.scheduler.activity.usage.entries()
         records = filter_tasks(snapshot.tasks, service, state)
         return {"tasks": [task_view(r, clock, usage.get(r.task_id)) for r in records]}
@@ -401,8 +396,12 @@ def _positive(query: Mapping[str, list[str]], key: str) -> int | None:
     return int(text)
 
 
+ABSENT: Final = object()
+"""A request without a body (as opposed to one whose body is JSON ``null``)."""
+
+
 def _no_fields(body: Any) -> None:
-    if body is None:
+    if body is ABSENT:
         return
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object (or empty)")
@@ -421,6 +420,8 @@ def _instances(body: Any) -> int | None:
     value = body["instances"]
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3.0 is an integer to JSON Schema, so to this API too
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, '"instances" must be an integer or null')
     return value
@@ -508,11 +509,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_allowed(self) -> None:
         def refuse() -> None:
             self._read_body()
-            raise ApiError(405, f"{self.command} is not supported here", headers={"Allow": "GET, POST"})
+            path = urlsplit(self.path).path
+            allowed = _allowed(path)
+            if allowed is None:
+                raise ApiError(404, f"no such endpoint: {path}")
+            raise ApiError(405, f"{self.command} is not supported here", headers={"Allow": allowed})
 
         self._guard(refuse)
 
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers 501 for a method without a do_* handler: answer 405 instead.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
 
     def _get(self) -> None:
         app = self.server.app
@@ -529,9 +538,9 @@ class _Handler(BaseHTTPRequestHandler):
             body, content_type = app.metrics(self.headers.get("Accept", ""))
             self._send(200, body, content_type)
             return
-        if _action_path(path) or path == "/v1/reload":
+        if _allowed(path) == "POST":
             raise ApiError(405, f"use POST for {path}", headers={"Allow": "POST"})
-        query = parse_qs(split.query, keep_blank_values=False)
+        query = parse_qs(split.query, keep_blank_values=True)
         status, payload = app.get(path, query)
         self._json(status, payload)
 
@@ -539,14 +548,11 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server.app
         data = self._read_body()
         path = urlsplit(self.path).path
-        if not _action_path(path) and path != "/v1/reload":
-            if (
-                path in _PUBLIC
-                or path in ("/metrics", "/v1/services", "/v1/tasks", "/v1/sd")
-                or path.startswith("/v1/services/")
-            ):
-                raise ApiError(405, f"use GET for {path}", headers={"Allow": "GET"})
-            raise ApiError(404, f"no such endpoint: POST {path}")
+        allowed = _allowed(path)
+        if allowed != "POST":
+            if allowed is None:
+                raise ApiError(404, f"no such endpoint: POST {path}")
+            raise ApiError(405, f"use GET for {path}", headers={"Allow": allowed})
         if app.token is None:
             raise ApiError(403, "writes are disabled: this Steward has no framework.api.token_file")
         if not app.authorized(self.headers.get("Authorization")):
@@ -557,7 +563,7 @@ class _Handler(BaseHTTPRequestHandler):
                 location = leader.rstrip("/") + self.path
                 raise ApiError(307, f"not the leader: repeat at {location}", headers={"Location": location})
             raise ApiError(409, "not the leader, and the leader is not known yet; try again shortly")
-        body: Any = None
+        body: Any = ABSENT
         if data is not None:
             try:
                 body = json.loads(data)
@@ -573,6 +579,25 @@ def _where(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"line {exc.lineno} column {exc.colno}"
     return "the start"
+
+
+_GET_PATHS: Final = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/services", "/v1/tasks", "/v1/sd"}
+)
+
+
+def _allowed(path: str) -> str | None:
+    """The method a route answers (``GET`` or ``POST``), None for no route."""
+    if _action_path(path) or path == "/v1/reload":
+        return "POST"
+    parts = path.strip("/").split("/")
+    if path in _GET_PATHS:
+        return "GET"
+    if parts[:2] == ["v1", "services"] and (
+        len(parts) == 3 or (len(parts) == 4 and parts[3] in ("decisions", "endpoints"))
+    ):
+        return "GET"
+    return None
 
 
 def _action_path(path: str) -> bool:

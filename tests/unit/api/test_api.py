@@ -123,7 +123,7 @@ def test_tasks_filtered_by_service_and_state_with_their_usage(site: Site) -> Non
         net_tx_bytes=20.0,
     )
     site.driver.run(lambda: site.scheduler.message(site.driver, "agent-a", "e1", encode_usage(report)))  # type: ignore[arg-type]
-    running = checked(site.get("/v1/tasks?service=web&state=running"), "/v1/tasks").json()["tasks"]
+    running = checked(site.get("/v1/tasks?service=web&state=RUNNING"), "/v1/tasks").json()["tasks"]
     usage = {t["task_id"]: t["usage"] for t in running}
     assert usage[task_id] == {
         "cpu_seconds_total": 1.5,
@@ -243,6 +243,7 @@ def test_scale_pins_an_autoscaled_service_in_its_policy_and_the_store(site: Site
         ({"instances": True}, "integer or null"),
         ({"instances": "3"}, "integer or null"),
         ({"instances": 1.5}, "integer or null"),
+        ({"instances": 1e300}, "between 0 and 10000"),
         ({}, "is required"),
         ({"instances": 1, "force": True}, "unexpected field(s): force"),
         ([3], "JSON object"),
