@@ -6,7 +6,7 @@ a new benchmark is a module with a ``@register(...)`` function, added to the imp
 
 from __future__ import annotations
 
-from tests.bench import autoscale, core, event_path, localcluster
+from tests.bench import autoscale, core, event_path, localcluster, scale
 from tests.bench.registry import BENCHMARKS, Benchmark, Figure, Options, register
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "event_path",
     "localcluster",
     "register",
+    "scale",
 ]
