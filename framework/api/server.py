@@ -61,6 +61,8 @@ __all__ = ["ApiServer", "ApiStartupError", "BearerToken", "start_api"]
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 64 * 1024
+DRAIN_LIMIT_BYTES: Final = 1024 * 1024
+"""A body up to this size that is too large is read and discarded before answering 413."""
 _PUBLIC: Final = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
 _STATES: Final = frozenset(name for name in STATE_NAMES if name == "LAUNCHING" or name.startswith("TASK_"))
 
@@ -466,10 +468,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(error.status, {"error": error.message}, headers)
 
     def _read_body(self) -> bytes | None:
-        """The request body (None if there is none); raises ApiError for one too large or broken."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        """The request body (None if there is none); raises ApiError for one too large or broken.
+
+        A body too large is still read and thrown away up to ``DRAIN_LIMIT_BYTES``: closing a
+        socket with unread data resets the connection, and the client would see the reset instead
+        of the 413. Past that limit the connection is dropped."""
+        encoding = self.headers.get("Transfer-Encoding", "").strip().lower()
+        if encoding == "chunked":
+            return self._read_chunked()
+        if encoding:
             self.close_connection = True
-            raise ApiError(400, "chunked request bodies are not supported; send Content-Length")
+            raise ApiError(400, f"unsupported Transfer-Encoding {encoding[:40]!r}")
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return None
@@ -478,13 +487,57 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "invalid Content-Length")
         length = int(length_text)
         if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the rest of the body is not read: drop the connection
+            if length <= DRAIN_LIMIT_BYTES:
+                self._drain(length)
+            else:
+                self.close_connection = True
             raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         data = self.rfile.read(length) if length else b""
         if len(data) != length:
             self.close_connection = True
             raise ApiError(400, "the body ended early")
         return data or None
+
+    def _drain(self, length: int) -> None:
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                self.close_connection = True
+                return
+            left -= len(chunk)
+
+    def _read_chunked(self) -> bytes | None:
+        """A ``Transfer-Encoding: chunked`` body, at most ``MAX_BODY_BYTES`` (trailers ignored);
+        a larger one is read to its end (up to ``DRAIN_LIMIT_BYTES``) before the 413."""
+        data = bytearray()
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "malformed chunked body") from None
+            if size < 0:
+                self.close_connection = True
+                raise ApiError(400, "malformed chunked body")
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers, up to the blank line
+                    pass
+                if total > MAX_BODY_BYTES:
+                    raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+                return bytes(data) or None
+            total += size
+            if total > DRAIN_LIMIT_BYTES:
+                self.close_connection = True
+                raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.read(2) != b"\r\n":
+                self.close_connection = True
+                raise ApiError(400, "malformed chunked body")
+            if total <= MAX_BODY_BYTES:
+                data += chunk
 
     def _guard(self, action: Callable[[], None]) -> None:
         try:
