@@ -3,9 +3,10 @@
 Steward runs as a child process (``python -m framework.cli run``) against a cluster that lives in
 the test process and therefore outlives every Steward. Each round the site file asks for more
 instances (0 -> 30 over ten rounds across four agents), Steward is started, and it is killed with
-SIGKILL after a seeded random delay anchored either on its start (often before it subscribed) or
-on its subscription (during reconciliation, launches, updates and acknowledgements). A last
-Steward runs undisturbed. Then:
+SIGKILL after a seeded random delay anchored on its start (often before it subscribed), on its
+subscription (during reconciliation and the first launch decisions) or on its first ACCEPT (more
+launches, then the updates, their group commit and acknowledgements). A last Steward runs
+undisturbed. Then:
 
 * nothing lost: every desired instance is TASK_RUNNING;
 * nothing duplicated: one live task per slot, live tasks == desired, nothing was ever killed;
@@ -57,20 +58,28 @@ def settled(cluster: LocalCluster, framework_id: str, store_dir: Path, desired: 
     )
 
 
-def kill_at_random(steward: StewardProcess, rng: random.Random, cluster: LocalCluster) -> str:
+def kill_at_random(
+    steward: StewardProcess, rng: random.Random, cluster: LocalCluster, *, launches: bool
+) -> str:
     """Sleep a seeded random time, then SIGKILL Steward; return where the kill landed.
 
-    The delay is anchored on Steward's start (often before it subscribed) or on its subscription:
-    right after it (reconciliation, launch records written and ACCEPTs sent: the first ~50 ms) or a
-    little later (STARTING/RUNNING updates and their acknowledgements: the simulated tasks start
-    after 0.2 s)."""
+    The delay is anchored on Steward's start (often before it subscribed), on its subscription
+    (reconciliation, launch records being written) or, when the round has tasks to launch, on its
+    first ACCEPT (more ACCEPTs, then the STARTING/RUNNING updates, their group commit and their
+    acknowledgements: the simulated tasks start 0.2 s after launch)."""
     draw = rng.random()
-    if draw < 0.3:
+    if draw < 0.2:
         anchor, delay, what = steward.started_at, rng.uniform(0.2, 1.5), "start"
+    elif draw < 0.5:
+        anchor, delay, what = (
+            steward.wait_line("subscribed as framework"),
+            rng.uniform(0.0, 0.06),
+            "subscribe",
+        )
+    elif launches:
+        anchor, delay, what = steward.wait_line("launching "), rng.uniform(0.0, 0.3), "first launch"
     else:
-        anchor = steward.wait_line("subscribed as framework")
-        delay = rng.uniform(0.0, 0.06) if draw < 0.65 else rng.uniform(0.15, 0.35)
-        what = "subscribe"
+        anchor, delay, what = steward.wait_line("subscribed as framework"), rng.uniform(0.1, 0.4), "subscribe"
     time.sleep(max(0.0, anchor + delay - time.monotonic()))  # the random moment itself, not a wait
     ids = framework_ids(cluster)
     starting = (
@@ -97,14 +106,16 @@ def test_kill9_during_scale_up_loses_duplicates_and_orphans_nothing(
     rng = random.Random(SEED)
     summary: list[str] = []
     launched_then_killed = 0
+    previous = 0
     for round_no in range(1, ROUNDS + 1):
         desired = min(TARGET, math.ceil(TARGET * round_no / 10))
         site.write_text(site_yaml(cluster.url, store_dir, {"web": desired}))
         steward = StewardProcess(site, log)
         try:
-            landed = kill_at_random(steward, rng, cluster)
+            landed = kill_at_random(steward, rng, cluster, launches=desired > previous)
         finally:
             steward.kill9()
+        previous = desired
         summary.append(f"round {round_no:2d} (web: {desired:2d}): {landed}")
         launched_then_killed += steward.count("launching ") > 0
         assert log_order_problems(steward) == [], steward.text()
@@ -139,7 +150,7 @@ def test_kill9_during_scale_up_loses_duplicates_and_orphans_nothing(
     site.write_text(site_yaml(cluster.url, store_dir, {"web": TARGET - 6}))
     steward = StewardProcess(site, log)
     try:
-        kill_at_random(steward, rng, cluster)
+        kill_at_random(steward, rng, cluster, launches=False)
     finally:
         steward.kill9()
     assert log_order_problems(steward) == [], steward.text()
