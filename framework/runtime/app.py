@@ -191,6 +191,15 @@ def start_embedded_cluster(config: Config) -> LocalCluster:
     return cluster
 
 
+def embedded_addresses(cluster: LocalCluster | None) -> dict[str, str]:
+    """Where the embedded cluster's agents are reached: all of them are this machine, under names
+    (``agent-1``...) that only the cluster knows; empty for a real cluster, whose agents' hostnames
+    resolve."""
+    if cluster is None:
+        return {}
+    return {cluster.agent_hostname(agent_id): "127.0.0.1" for agent_id in cluster.agent_ids}
+
+
 def start_runtime(
     config: Config,
     master: str | None = None,
@@ -239,7 +248,9 @@ def start_runtime(
     scheduler.driver = driver
     ticker = Ticker(driver, scheduler)
     try:
-        autoscale = AutoscaleLoop(config, scheduler, driver, store)
+        autoscale = AutoscaleLoop(
+            config, scheduler, driver, store, host_addresses=embedded_addresses(embedded)
+        )
     except (ValueError, ImportError) as exc:
         transport.close()
         detector.close()

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,8 +84,13 @@ class AutoscaleLoop:
         *,
         clock: Callable[[], float] = time.monotonic,
         source_factory: SourceFactory = default_source_factory,
+        host_addresses: Mapping[str, str] | None = None,
     ) -> None:
+        """``host_addresses`` maps an agent hostname to the address a source reaches it at: the
+        embedded cluster's agents are this machine under made-up names (``agent-1``) that no
+        resolver knows, so their squids' cache managers are read at 127.0.0.1."""
         self._scheduler = scheduler
+        self._host_addresses = dict(host_addresses or {})
         self._dispatcher = dispatcher
         self._store = store
         self._clock = clock
@@ -180,9 +185,17 @@ class AutoscaleLoop:
     def _endpoints_of(self, name: str) -> Callable[[], Sequence[str]]:
         def endpoints() -> Sequence[str]:
             snapshot = self._scheduler.snapshot()
-            return () if snapshot is None else snapshot.endpoints.get(name, ())
+            published = () if snapshot is None else snapshot.endpoints.get(name, ())
+            if not self._host_addresses:
+                return published
+            return tuple(self._reachable(endpoint) for endpoint in published)
 
         return endpoints
+
+    def _reachable(self, endpoint: str) -> str:
+        host, sep, port = endpoint.rpartition(":")
+        address = self._host_addresses.get(host)
+        return f"{address}{sep}{port}" if sep and address is not None else endpoint
 
     def _poll(self, service: _Service) -> None:
         while not service.stop.wait(service.interval_s):

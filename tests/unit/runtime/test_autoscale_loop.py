@@ -146,3 +146,37 @@ def test_the_source_sees_the_published_endpoints_of_its_service(loop):
     *_, seen_endpoints = loop
     (endpoints,) = seen_endpoints
     assert tuple(endpoints()) == ()  # no squid runs yet
+
+
+def test_embedded_agents_are_read_at_the_loopback(tmp_path):
+    """The embedded cluster's agent hostnames (``agent-1``) resolve nowhere: a squid source handed
+    them read no counters at all, so the service never scaled. They are mapped to 127.0.0.1; a
+    hostname the map does not know is passed through unchanged."""
+    config = parse_config(SITE, "site.yaml")
+    store = SQLiteStore(tmp_path)
+    published = {"squid": ("agent-1:31000", "agent-2:32007", "squid-9.example.org:3128")}
+
+    class Snapshots:
+        def snapshot(self) -> object:
+            return type("Snapshot", (), {"endpoints": published})()
+
+    seen: list[Callable[[], object]] = []
+
+    def factory(source_config, *, service, endpoints, clock):
+        seen.append(endpoints)
+        return ScriptedSource()
+
+    autoscale = AutoscaleLoop(
+        config,
+        Snapshots(),  # type: ignore[arg-type]
+        Inline(),
+        store,
+        source_factory=factory,
+        host_addresses={"agent-1": "127.0.0.1", "agent-2": "127.0.0.1"},
+    )
+    try:
+        (endpoints,) = seen
+        assert tuple(endpoints()) == ("127.0.0.1:31000", "127.0.0.1:32007", "squid-9.example.org:3128")
+    finally:
+        autoscale.stop()
+        store.close()
