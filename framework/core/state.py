@@ -166,6 +166,11 @@ class CoreSettings:
     """Decline filter for offers a service could use soon (backoff, dependency about to be met)."""
     default_kill_grace_s: float = 30.0
     """Kill grace for tasks of services that are not configured."""
+    unpublish_before_kill_s: float = 5.0
+    """A squid that was serving (published) when Steward decided to kill it leaves the published
+    endpoints at once but gets its KILL (SIGTERM: it closes its port and drains) only this much
+    later. Clients that re-read the endpoints stop sending to it first; without the pause, a
+    request sent in the instant squid closes its port was lost after it had been sent."""
     host_forget_after_s: float = 900.0
     """A host not offered for this long is forgotten (an agent that went away must not keep a
     per-host service's demand, and its REVIVEs, alive forever). Hosts running an instance of a
@@ -893,6 +898,8 @@ class SchedulerState:
         """Send (or re-send, after grace + retry time) the KILL of a task Steward decided to kill."""
         if not self._kills_allowed() or record.state is TaskState.TASK_UNREACHABLE:
             return
+        if record.kill_sent_at is None and self._unpublishing(record, now):
+            return  # sent by a later Tick, once clients have had time to see it gone
         grace = self._grace_s(record)
         if (
             record.kill_sent_at is not None
@@ -906,6 +913,18 @@ class SchedulerState:
         )
         self._put(msgspec.structs.replace(record, kill_sent_at=now))
         self._counters["kills_sent"] += 1
+
+    def _unpublishing(self, record: TaskRecord, now: float) -> bool:
+        """A squid published until its kill decision, within ``unpublish_before_kill_s`` of it."""
+        delay = self._settings.unpublish_before_kill_s
+        service = self._service(record.service)
+        if delay <= 0 or record.kill_requested_at is None or service is None:
+            return False
+        if service.kind is not ServiceKind.SQUID or record.state is not TaskState.TASK_RUNNING:
+            return False
+        checked = service.health_check is not None
+        was_published = record.healthy is True if checked else record.healthy is not False
+        return was_published and now - record.kill_requested_at < delay
 
     # --- convergence ----------------------------------------------------------------------------
 

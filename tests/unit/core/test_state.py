@@ -469,10 +469,28 @@ def test_squid_endpoints_follow_health_and_are_withdrawn_before_a_kill(make_stat
     h.update(squids[2], S.TASK_RUNNING, healthy=True, after=1)
     assert h.state.endpoints() == {"squid": ("a:31000", "c:31000")}
     ops = h.handle(TargetChanged("squid", 2, "quiet"), after=1)
-    (kill,) = of_type(ops, Kill)
-    assert kill.task_id == squids[2]  # unverdicted squids[1] is older; the youngest running one goes
+    # Withdrawn at once; the KILL (squid's drain) waits for clients to see it gone.
     assert h.state.endpoints() == {"squid": ("a:31000",)}
     assert h.state.snapshot().service("squid").endpoints == ("a:31000",)
+    assert not of_type(ops, Kill)
+    delay = CoreSettings().unpublish_before_kill_s
+    assert not of_type(h.run_for(delay - 1), Kill)
+    (kill,) = of_type(h.run_for(1), Kill)
+    assert kill.task_id == squids[2]  # unverdicted squids[1] is older; the youngest running one goes
+
+
+def test_a_squid_that_was_not_published_is_killed_at_once(make_state: MakeState) -> None:
+    h = make_state(SITE)
+    h.subscribe()
+    h.offers(*(make_offer(hostname=n, cpus=2, mem=4096) for n in "ab"))
+    squids = h.task_ids("squid")
+    h.update(squids[0], S.TASK_RUNNING, healthy=True)
+    h.update(squids[1], S.TASK_RUNNING, healthy=False, after=1)  # failing its check: not published
+    assert h.state.endpoints() == {"squid": ("a:31000",)}
+    kills = [k for k in of_type(h.run_for(31), Kill) if k.task_id == squids[1]]  # 3 checks at 10 s
+    assert len(kills) == 1 and kills[0].reason.startswith("unhealthy")
+    record = h.state.tasks[squids[1]]
+    assert record.kill_requested_at is not None and record.kill_sent_at == record.kill_requested_at
 
 
 # --- configuration, calls ---------------------------------------------------------------------------
