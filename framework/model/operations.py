@@ -8,8 +8,10 @@ order carries the write-ahead rules:
   ``Acknowledge`` of the update they record (acknowledge only what is stored);
 * ``PersistFrameworkId`` comes first after a SUBSCRIBED.
 
-If a store write fails, the runtime must not execute the rest of that list and reports
-``CallFailed`` for the write (the core then abandons the launches it held); a failed master call is
+If a store write fails, the runtime reports ``CallFailed`` for it and skips what would act on
+unwritten records (later writes, launches, kills and acknowledgements; a skipped launch's offers
+are declined instead, so the master offers them again), while declines, SUPPRESS/REVIVE and
+reconciliation still go out; the core then abandons the launches it held. A failed master call is
 reported as ``CallFailed`` and the rest of the list still runs.
 
 Values only: frozen, slotted dataclasses. ``op.match(field=value, ...)`` compares a subset of fields,
