@@ -14,8 +14,10 @@ import os
 import signal
 import socket
 import socketserver
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -220,3 +222,59 @@ def test_the_executor_rides_out_an_agent_restart(start_site, busybox: str) -> No
     site.reload(site.config_path.read_text().replace("instances: 1", "instances: 0"))
     wait_for(lambda: site.cluster_tasks().get(task_id) == "TASK_KILLED", "TASK_KILLED after the restart")
     wait_for(lambda: not site.containers(**{LABEL_TASK: task_id}), "the container to be removed")
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path)
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        targets = [line.split()[4] for line in mountinfo]
+    return [t for t in targets if t.startswith(prefix + "/")]
+
+
+@pytest.fixture
+def shared_cvmfs(tmp_path: Path) -> Iterator[Path]:
+    """A host directory made a shared mount point, as /cvmfs must be for a CVMFS container (root only)."""
+    if os.geteuid() != 0:
+        pytest.fail("the CVMFS test makes a shared bind mount on the host: run it as root", pytrace=False)
+    directory = tmp_path / "cvmfs"
+    directory.mkdir()
+    directory.chmod(0o755)
+    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    try:
+        subprocess.run(["mount", "--make-rshared", str(directory)], check=True)
+        yield directory
+    finally:
+        for target in [*sorted(_mounts_under(directory), reverse=True), str(directory)]:
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
+
+
+def test_a_killed_cvmfs_client_unmounts_its_repositories(
+    start_site, steward_images, shared_cvmfs: Path
+) -> None:  # type: ignore[no-untyped-def]
+    site: Site = start_site(
+        f"""
+  cvmfs:
+    kind: cvmfs
+    instances: 1
+    container:
+      image: "steward/cvmfs-standin:local"
+      executor: steward
+      environment: {{CVMFS_REPOSITORIES: "atlas.cern.ch,sft.cern.ch"}}
+      volumes: [{{host_path: {shared_cvmfs}, container_path: /cvmfs, mode: rw, propagation: rshared}}]
+    resources: {{cpus: 0.1, mem: 64MiB}}
+    kill_grace_period: 8s
+    health_check: {{type: command, command: cvmfs-standin-health, interval: 1s, grace_period: 30s}}
+"""
+    )
+    # Healthy by its command check (run inside the container), and the mounts reached the host.
+    task_id = site.running_task("cvmfs", healthy=True)
+    assert sorted(_mounts_under(shared_cvmfs)) == [
+        f"{shared_cvmfs}/atlas.cern.ch",
+        f"{shared_cvmfs}/sft.cern.ch",
+    ]
+    site.reload(site.config_path.read_text().replace("instances: 1", "instances: 0"))
+    wait_for(lambda: site.cluster_tasks().get(task_id) == "TASK_KILLED", "TASK_KILLED at the master")
+    # SIGTERM made the client unmount: nothing is left mounted for consumers to trip over.
+    assert _mounts_under(shared_cvmfs) == []
+    wait_for(lambda: not site.containers(**{LABEL_TASK: task_id}), "the cvmfs container to be removed")
+    assert "drain: sent SIGTERM); the container exited with status 0" in site.executor_logs()
