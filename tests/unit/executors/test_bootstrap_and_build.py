@@ -124,3 +124,25 @@ def test_archives_are_reproducible(tmp_path: Path) -> None:
     assert (tmp_path / "a.pyz").read_bytes().startswith(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(tmp_path / "a.pyz") as archive:
         assert archive.namelist() == ["__main__.py", "pkg/__init__.py"]
+
+
+def test_build_executor_command_line_errors_are_exit_statuses(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from executors.build import main_build_executor
+
+    assert main_build_executor([]) == 2  # --out is required
+    missing = tmp_path / "missing.whl"
+    assert main_build_executor(["--out", str(tmp_path), "--native-wheel", str(missing), "--no-check"]) == 1
+    assert f"--native-wheel {missing}: not a wheel" in capsys.readouterr().err
+    assert not (tmp_path / "steward-executor.pyz").exists()
+
+
+def test_the_entry_point_refuses_to_run_outside_an_agent(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from executors.__main__ import main
+
+    for name in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "MESOS_AGENT_ENDPOINT is not set" in err and "MESOS_EXECUTOR_ID is not set" in err
+    assert main(["--self-test"]) == 0
+    assert '"msgspec":' in capsys.readouterr().out
