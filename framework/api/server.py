@@ -131,6 +131,7 @@ class _HttpServer(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = True
+    request_queue_size = 128  # the listen backlog: bursts of clients (scrapes, scripts) queue, not fail
     app: ApiServer
 
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily) -> None:
