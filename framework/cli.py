@@ -85,6 +85,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return main_simulate(list(args.simulate_args))
 
 
+def _cmd_build_executor(args: argparse.Namespace) -> int:
+    """Build the self-contained Steward executor zipapp agents fetch (they need only Python 3 and Docker)."""
+    from executors.build import main_build_executor  # noqa: PLC0415
+
+    return main_build_executor(list(args.build_executor_args))
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -97,6 +104,7 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "run": _cmd_run,
     "local-cluster": _cmd_local_cluster,
     "simulate": _cmd_simulate,
+    "build-executor": _cmd_build_executor,
 }
 """Sub-command name -> implementation."""
 
@@ -155,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a service's autoscale policy on a load trace (see: steward simulate --help)",
     )
     simulate.add_argument("simulate_args", nargs=argparse.REMAINDER)
+    build = sub.add_parser(
+        "build-executor",
+        add_help=False,
+        help="build the Steward executor zipapp (see: steward build-executor --help)",
+    )
+    build.add_argument("build_executor_args", nargs=argparse.REMAINDER)
     missing = set(sub.choices) ^ set(COMMANDS)
     assert not missing, f"sub-commands without a parser or an implementation: {missing}"
     return parser
@@ -166,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:
         return _cmd_simulate(argparse.Namespace(simulate_args=argv[1:]))
+    if argv[:1] == ["build-executor"]:
+        return _cmd_build_executor(argparse.Namespace(build_executor_args=argv[1:]))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)

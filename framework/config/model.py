@@ -52,6 +52,7 @@ __all__ = [
     "FileStoreConfig",
     "FrameworkConfig",
     "HealthCheckConfig",
+    "ExecutorConfig",
     "HeartbeatConfig",
     "LocalClusterConfig",
     "MaxPerConstraint",
@@ -280,6 +281,22 @@ class LocalClusterConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorConfig:
+    """The Steward executor, for services with ``container.executor: steward``."""
+
+    zipapp: LocalPath | None = None
+    """The executor zipapp (``steward build-executor --out FILE``); unset builds one at start."""
+    listen: Annotated[str, _address_check(allow_port_zero=True)] = "127.0.0.1:0"
+    """Where Steward serves the zipapp for the agents' fetchers (port 0 picks a free port)."""
+    advertise_host: Annotated[str, non_empty] | None = None
+    """Host name the agents reach that address by (default: the listen host, or this host's name)."""
+    python: Annotated[str, non_empty] = "python3"
+    """The agents' Python 3.11+ interpreter, looked up on their PATH."""
+    usage_interval_s: Annotated[Duration, positive] = 10.0
+    """How often each task's resource usage is reported."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameworkConfig:
     """Who Steward is to Mesos and how it connects, persists and serves."""
 
@@ -309,6 +326,8 @@ class FrameworkConfig:
     """The operator HTTP API."""
     local_cluster: LocalClusterConfig = field(default_factory=LocalClusterConfig)
     """Used only with ``master: local``."""
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    """Used only when a service runs with ``container.executor: steward``."""
     """The operator HTTP API."""
     allow_privileged: Annotated[tuple[str, ...], unique_items] = ()
     """Services (by name) that may run privileged containers besides kind ``cvmfs``."""

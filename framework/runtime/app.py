@@ -17,14 +17,17 @@ import dataclasses
 import logging
 import signal
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from framework.config import Config, ConfigError, load_config, read_secret
 from framework.config.model import FileStoreConfig, ZooKeeperStoreConfig
 from framework.core.state import CoreSettings
+from framework.core.taskbuild import StewardExecutorArtifact
 from framework.mesos.detector import MasterDetector, make_detector
 from framework.mesos.errors import MesosError
 from framework.mesos.scheduler_driver import SchedulerDriver
@@ -35,6 +38,7 @@ from framework.model.proto import (
     FrameworkID,
     FrameworkInfo,
 )
+from framework.runtime.artifacts import ArtifactServer
 from framework.runtime.autoscaling import AutoscaleLoop
 from framework.runtime.scheduler import CoreScheduler, Ticker
 from framework.store.base import Store, StoreError
@@ -116,6 +120,8 @@ class Runtime:
     """The embedded cluster started for ``master: local``; stopped (with its tasks) on close."""
     owns_store: bool = True
     """Close the store with the runtime (False for a store the caller passed in)."""
+    artifacts: ArtifactServer | None = None
+    """Serves the Steward executor zipapp while a service uses it."""
 
     def reload(self, path: str) -> ReloadResult:
         """Load ``path`` whole; apply it only if it is valid, else keep the running config.
@@ -161,8 +167,29 @@ class Runtime:
         self.detector.close()
         if self.owns_store:
             self.store.close()
+        if self.artifacts is not None:
+            self.artifacts.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def serve_executor(config: Config) -> ArtifactServer | None:
+    """Serve the Steward executor zipapp when a service runs with ``container.executor: steward``
+    (building it first unless ``framework.executor.zipapp`` names one); None when none does."""
+    if not any(s.container.executor == "steward" for s in config.services.values()):
+        return None
+    settings = config.framework.executor
+    path = settings.zipapp
+    try:
+        if path is None:
+            from executors.build import build_executor  # noqa: PLC0415 - only when needed
+
+            out = Path(tempfile.mkdtemp(prefix="steward-executor-")) / "steward-executor.pyz"
+            path = str(build_executor(out).path)
+            log.info("built the Steward executor: %s", path)
+        return ArtifactServer(path, settings.listen, advertise_host=settings.advertise_host)
+    except Exception as exc:
+        raise StartupError(f"framework.executor: cannot serve the Steward executor: {exc}") from exc
 
 
 def start_embedded_cluster(config: Config) -> LocalCluster:
@@ -228,6 +255,22 @@ def start_runtime(
         if embedded is not None:
             embedded.stop()
         raise
+    try:
+        artifacts = serve_executor(config)
+    except StartupError:
+        transport.close()
+        detector.close()
+        if owns_store:
+            store.close()
+        if embedded is not None:
+            embedded.stop()
+        raise
+    if artifacts is not None:
+        executor = config.framework.executor
+        artifact = StewardExecutorArtifact(
+            uri=artifacts.url, python=executor.python, usage_interval_s=executor.usage_interval_s
+        )
+        settings = dataclasses.replace(settings or CoreSettings(), steward_executor=artifact)
     framework_id = store.framework_id()
     scheduler = CoreScheduler(config, store, settings=settings, group_commit=True)
     driver = SchedulerDriver(
@@ -256,6 +299,8 @@ def start_runtime(
         detector.close()
         if owns_store:
             store.close()
+        if artifacts is not None:
+            artifacts.close()
         if embedded is not None:
             embedded.stop()
         raise StartupError(f"autoscale: {exc}") from exc
@@ -263,7 +308,17 @@ def start_runtime(
     ticker.start()
     autoscale.start()
     return Runtime(
-        config, store, detector, transport, scheduler, driver, ticker, autoscale, embedded, owns_store
+        config,
+        store,
+        detector,
+        transport,
+        scheduler,
+        driver,
+        ticker,
+        autoscale,
+        embedded,
+        owns_store,
+        artifacts,
     )
 
 

@@ -281,3 +281,11 @@ def test_simulate_reports_a_bad_service_with_exit_2(tmp_path, capsys):
         ]
     )
     assert status == 2
+
+
+def test_build_executor_writes_a_zipapp_through_the_steward_command(tmp_path):
+    out = tmp_path / "steward-executor.pyz"
+    assert main(["build-executor", "--out", str(out)]) == 0
+    import zipfile
+
+    assert "__main__.py" in zipfile.ZipFile(out).namelist()

@@ -285,3 +285,28 @@ def test_a_reload_applies_a_valid_file_and_keeps_the_running_config_on_a_bad_one
     result = runtime.reload(str(path))
     assert not result.applied
     assert result.errors == (f"{path}: framework.roles: changing it needs a restart",)
+
+
+def test_a_steward_executor_service_gets_the_zipapp_served_and_named_in_its_task(server, tmp_path):
+    zipapp = tmp_path / "steward-executor.pyz"
+    zipapp.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # stands in for the built zipapp: only served here
+    text = site(tmp_path, server.url, f"  executor: {{zipapp: {zipapp}, listen: 127.0.0.1:0}}").replace(
+        "container: {image: example/web:1}", "container: {image: example/web:1, executor: steward}"
+    )
+    server.on(
+        "SUBSCRIBE",
+        Stream([subscribed(), {"type": "OFFERS", "offers": {"offers": [offer("o-1")]}}]),
+    )
+    runtime = start_runtime(parse_config(text, "site.yaml"))
+    try:
+        assert runtime.artifacts is not None
+        accept = server.wait_for(1, "ACCEPT", timeout=WAIT)[0].json["accept"]
+        (task,) = accept["operations"][0]["launch"]["task_infos"]
+        assert "container" not in task and "command" not in task
+        (uri,) = task["executor"]["command"]["uris"]
+        assert uri["value"] == runtime.artifacts.url
+        assert requests.get(uri["value"], timeout=5).content == zipapp.read_bytes()
+    finally:
+        runtime.close()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(runtime.artifacts.url, timeout=2)
