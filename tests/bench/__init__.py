@@ -6,6 +6,7 @@ a new benchmark is a module with a ``@register(...)`` function, added to the imp
 
 from __future__ import annotations
 
+import tests.bench.squid_e2e  # noqa: F401 - registers the real-squid benchmark
 from tests.bench import autoscale, core, event_path, localcluster, scale
 from tests.bench.registry import BENCHMARKS, Benchmark, Figure, Options, register
 
