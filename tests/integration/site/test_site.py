@@ -201,7 +201,7 @@ def site_config(state_dir: Path, cvmfs_dir: Path, tokens_dir: Path, collector: i
                 },
                 "resources": {"cpus": 1, "mem": "512MiB"},
                 "startd": {"condor_host": condor_host, "pool_token_file": str(tokens_dir / "pool.token")},
-                "kill_grace_period": "10s",
+                "kill_grace_period": "30s",
             },
         },
     }
@@ -213,6 +213,8 @@ class KillLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.kills: dict[str, str] = {}
+        self.sent_at: dict[str, float] = {}
+        """When each KILL was sent (wall clock, as the master's status timestamps)."""
         self._lock_kills = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -220,6 +222,7 @@ class KillLog(logging.Handler):
             task_id, reason = record.args
             with self._lock_kills:
                 self.kills.setdefault(str(task_id), str(reason))
+                self.sent_at.setdefault(str(task_id), record.created)
 
     def reason(self, task_id: str) -> str | None:
         with self._lock_kills:
@@ -418,10 +421,14 @@ def test_the_cvmfs_mount_reaches_the_startds_through_propagation(pool: Site) -> 
     # The stand-in mounted on the host's shared directory...
     for repo in REPOS:
         assert str(pool.cvmfs_dir / repo) in mounts_under(pool.cvmfs_dir)
-    proxies = "|".join(f"http://{endpoint}" for endpoint in pool.snapshot().endpoints["squid"])
+    # Each CVMFS client got the squids serving when it was launched (at least one, load-balanced).
+    published = {f"http://{endpoint}" for endpoint in pool.snapshot().endpoints["squid"]}
+    proxies: set[str] = set()
     for record in pool.running("cvmfs"):
         cvmfs = pool.container(record.task_id)
-        assert exec_ok(cvmfs, ["cat", "/run/cvmfs-standin/http_proxy"]).strip() == proxies
+        proxy = exec_ok(cvmfs, ["cat", "/run/cvmfs-standin/http_proxy"]).strip()
+        assert proxy and set(proxy.split("|")) <= published, (proxy, published)
+        proxies.add(proxy)
         host_config = cvmfs.attrs["HostConfig"]
         assert "SYS_ADMIN" in (host_config["CapAdd"] or [])
         assert [d["PathOnHost"] for d in host_config["Devices"] or []] == ["/dev/fuse"]
@@ -433,7 +440,8 @@ def test_the_cvmfs_mount_reaches_the_startds_through_propagation(pool: Site) -> 
         for repo in REPOS:
             marker = exec_ok(startd, ["cat", f"/cvmfs/{repo}/marker"])
             assert f"repository={repo}" in marker and "standin=steward/cvmfs-standin" in marker
-            assert f"CVMFS_HTTP_PROXY={proxies}" in marker
+            # Written by whichever stand-in mounted last (they share this machine's /cvmfs).
+            assert any(f"CVMFS_HTTP_PROXY={proxy}\n" in marker for proxy in proxies), marker
         mountinfo = exec_ok(startd, ["cat", "/proc/self/mountinfo"])
         assert any(line.split()[4] == f"/cvmfs/{REPOS[0]}" for line in mountinfo.splitlines())
         assert startd.exec_run(["touch", f"/cvmfs/{REPOS[0]}/written"]).exit_code != 0
@@ -472,7 +480,7 @@ def startd_names(cm: Any) -> set[str]:
 
 
 def job_ad(cm: Any, cluster: int) -> dict[str, str]:
-    attrs = ["JobStatus", "ExitCode", "NumJobStarts", "LastRemoteHost"]
+    attrs = ["JobStatus", "ExitCode", "NumJobStarts", "LastRemoteHost", "RemoteHost"]
     for cmd in (
         ["condor_q", "-allusers", str(cluster), "-af:t", *attrs],
         ["condor_history", str(cluster), "-limit", "1", "-af:t", *attrs],
@@ -481,6 +489,27 @@ def job_ad(cm: Any, cluster: int) -> dict[str, str]:
         if out:
             return dict(zip(attrs, out.splitlines()[0].split("\t"), strict=True))
     return {}
+
+
+def submit(cm: Any, home: str) -> int:
+    """Submit hello.sub as the ordinary user 'submitter'; its cluster id.
+
+    Retried for a while: on a loaded machine the schedd sometimes failed the submitter's
+    authentication once (``AUTHENTICATE:1005:Failed to securely exchange session key``)."""
+    attempts: list[str] = []
+
+    def once() -> int | None:
+        result = cm.exec_run(["condor_submit", "-terse", "hello.sub"], user="submitter", workdir=home)
+        output = result.output.decode(errors="replace")
+        if result.exit_code == 0:
+            return int(output.split(".", 1)[0])
+        attempts.append(output)
+        return None
+
+    try:
+        return wait_for(once, 60, "condor_submit to succeed", interval_s=2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last output:\n{attempts[-1] if attempts else ''}") from None
 
 
 def completed(cm: Any, cluster: int) -> dict[str, str] | None:
@@ -498,10 +527,7 @@ def test_the_startds_join_the_pool_and_run_submitted_jobs(pool: Site) -> None:
 
     home = "/home/submitter"
     exec_ok(cm, ["bash", "-c", f"cat > hello.sub <<'EOF'\n{SUBMIT_FILE}EOF"], user="submitter", workdir=home)
-    clusters = []
-    for _ in range(3):
-        out = exec_ok(cm, ["condor_submit", "-terse", "hello.sub"], user="submitter", workdir=home)
-        clusters.append(int(out.split(".", 1)[0]))
+    clusters = [submit(cm, home) for _ in range(3)]
     for cluster in clusters:
         try:
             ad = wait_for(functools.partial(completed, cm, cluster), JOB_S, f"job {cluster} to complete")
@@ -510,8 +536,9 @@ def test_the_startds_join_the_pool_and_run_submitted_jobs(pool: Site) -> None:
                 f"{exc}\n{exec_ok(cm, ['condor_q', '-allusers', '-better-analyze'])}"
             ) from None
         assert ad["ExitCode"] == "0" and ad["NumJobStarts"] == "1", ad
-        # slot1_1@<startd name>@<host>
-        assert ad["LastRemoteHost"].split("@")[1] in expected, ad
+        # slot1_1@<startd name>@<host> (RemoteHost while the ad is in the queue, LastRemoteHost after)
+        slots = [ad[a] for a in ("LastRemoteHost", "RemoteHost") if ad[a].count("@") == 2]
+        assert slots and slots[0].split("@")[1] in expected, ad
         # The program came from CVMFS, inside the startd that ran it.
         output = exec_ok(cm, ["cat", f"hello.{cluster}.out"], user="submitter", workdir=home)
         assert output.strip() == f"hello from {REPOS[0]} (cvmfs-standin)"
@@ -579,10 +606,14 @@ def test_a_cvmfs_restart_drains_and_replaces_that_hosts_startds_only(pool: Site)
         new_startd = wait_for(replaced, BRING_UP_S, f"a new startd on {host}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{describe(pool)}") from None
+    # The old startd was drained (killed with its grace period): the replacement need not wait for
+    # it to be gone, so it may still be stopping.
+    wait_for(
+        lambda: pool.master_tasks()[old_startd]["state"] == "TASK_KILLED", 60, f"{old_startd} to be killed"
+    )
     tasks = pool.master_tasks()
-    # The old CVMFS task failed; the old startd was killed by Steward because of it (a drain).
+    # The old CVMFS task failed; the old startd was killed by Steward because of it.
     assert tasks[victim.task_id]["state"] == "TASK_FAILED"
-    assert tasks[old_startd]["state"] == "TASK_KILLED"
     reason = pool.kill_log.reason(old_startd)
     assert reason is not None and "cvmfs" in reason and host in reason, reason
     # The replacement relies on the new CVMFS task of that host, launched after it was healthy again.
@@ -602,7 +633,15 @@ def test_a_cvmfs_restart_drains_and_replaces_that_hosts_startds_only(pool: Site)
     assert set(pool.kill_log.kills) == {old_startd}, pool.kill_log.kills
     # The pool follows: the old startd leaves condor_status, the new one joins.
     expected = set(after.values())
-    wait_for(lambda: startd_names(cm) == expected, 90, f"condor_status to list {sorted(expected)}")
+    try:
+        wait_for(lambda: startd_names(cm) == expected, 90, f"condor_status to list {sorted(expected)}")
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\ncondor_status: {sorted(startd_names(cm))}\n"
+            f"{old_startd} was killed {killed - pool.kill_log.sent_at[old_startd]:.1f} s after the KILL\n"
+            f"{new_startd.task_id}:\n{logs(pool.container(new_startd.task_id))}\n"
+            + exec_ok(cm, ["condor_status", "-any", "-af", "MyType", "Name", "LastHeardFrom"])
+        ) from None
     marker = exec_ok(pool.container(new_startd.task_id), ["cat", f"/cvmfs/{REPOS[0]}/marker"])
     assert f"repository={REPOS[0]}" in marker
 
