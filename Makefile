@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 # Debian packages the test suite uses: a real ZooKeeper (master detection, HA), Docker (containerizers,
 # images), debootstrap (local base images), static busybox (the containerizer tests' tiny image),
 # Prometheus (the Prometheus load source, promtool checks of deploy/prometheus), the blackbox exporter
-# (the squid probes of deploy/prometheus/steward-scrape.yml, run in tests/integration/deploy).
-TEST_DEBS := zookeeper docker.io debootstrap busybox-static prometheus prometheus-blackbox-exporter
+# (the squid probes of deploy/prometheus/steward-scrape.yml) and shellcheck (the production images'
+# scripts), both for tests/integration/deploy.
+TEST_DEBS := zookeeper docker.io debootstrap busybox-static prometheus prometheus-blackbox-exporter shellcheck
 PYTEST_ARGS ?=
 
 .PHONY: all venv test lint typecheck unit bench run clean
