@@ -46,16 +46,32 @@ class ApiError(Exception):
 class Operator:
     """The write side of the API over a running :class:`~framework.runtime.app.Runtime`."""
 
-    def __init__(self, runtime: Runtime, *, config_path: str | None = None, timeout_s: float = 10.0) -> None:
-        self._runtime = runtime
+    def __init__(
+        self,
+        runtime: Runtime | Callable[[], Runtime | None],
+        *,
+        config_path: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        """``runtime`` is the runtime, or a function returning the current one (a replica's: None
+        while it does not lead)."""
+        self._source = runtime
         self._config_path = config_path
         self._timeout_s = timeout_s
         self._reload_lock = threading.Lock()
+
+    @property
+    def _runtime(self) -> Runtime:
+        runtime = self._source() if callable(self._source) else self._source
+        if runtime is None:
+            raise ApiError(409, "this replica does not lead: it has no scheduler to act on")
+        return runtime
 
     # --- the hop to the dispatcher --------------------------------------------------------------
 
     def on_dispatcher(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the dispatcher thread and return its result (or raise its error)."""
+        runtime = self._runtime
         future: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
         def run() -> None:
@@ -66,7 +82,7 @@ class Operator:
             except Exception as exc:  # never let an operator action stop the driver
                 future.set_exception(exc)
 
-        self._runtime.driver.call_soon(run)
+        runtime.driver.call_soon(run)
         try:
             return future.result(self._timeout_s)
         except concurrent.futures.TimeoutError:
@@ -90,18 +106,22 @@ class Operator:
         target that overrides ``instances`` until cleared (not stored: a restart goes back to the
         file's count)."""
         self.check_service(name)
-        service = self._runtime.config.services[name]
+        runtime = self._runtime
+        service = runtime.config.services[name]
         if service.per_host:
             raise ApiError(409, f"{name} runs one task per host: its count follows the hosts, not a pin")
         if instances is not None and not 0 <= instances <= MAX_INSTANCES:
             raise ApiError(400, f"instances must be between 0 and {MAX_INSTANCES}, or null to clear the pin")
         if self._autoscaled(name):
-            self._runtime.autoscale.pin(name, instances)  # queued on the dispatcher
+            try:
+                runtime.autoscale.pin(name, instances)  # queued on the dispatcher
+            except KeyError:  # no longer autoscaled (a reload meanwhile): ask again
+                raise ApiError(409, f"{name} changed while pinning it; try again") from None
             self.on_dispatcher(lambda: None)  # ... and applied once this runs
         else:
             reason = f"pinned at {instances} by an operator" if instances is not None else "pin cleared"
             event = TargetChanged(service=name, instances=instances, reason=reason)
-            self.on_dispatcher(lambda: self._runtime.scheduler.feed(event))
+            self.on_dispatcher(lambda: runtime.scheduler.feed(event))
         log.info(
             "operator: %s %s", name, f"pinned at {instances}" if instances is not None else "pin cleared"
         )
@@ -111,14 +131,18 @@ class Operator:
         self.check_service(name)
         if not self._autoscaled(name):
             raise ApiError(409, f"{name} is not autoscaled: there is no policy to pause or resume")
-        self._runtime.autoscale.pause(name, paused)
+        try:
+            self._runtime.autoscale.pause(name, paused)
+        except KeyError:
+            raise ApiError(409, f"{name} changed while pausing it; try again") from None
         self.on_dispatcher(lambda: None)
         log.info("operator: %s autoscaling %s", name, "paused" if paused else "resumed")
 
     def restart(self, name: str) -> None:
         """Start a rolling restart of ``name`` (see ``RestartRequested``)."""
         self.check_service(name)
-        self.on_dispatcher(lambda: self._runtime.scheduler.feed(RestartRequested(service=name)))
+        runtime = self._runtime
+        self.on_dispatcher(lambda: runtime.scheduler.feed(RestartRequested(service=name)))
         log.info("operator: rolling restart of %s requested", name)
 
     def reload(self) -> ReloadResult:

@@ -210,7 +210,8 @@ _UNAUTHORIZED = _error("Missing or wrong bearer token (nothing was changed).")
 _NOT_FOUND = _error("No such service.")
 _BAD = _error("The body is not JSON, or not the expected object.")
 _LEADER = {
-    "description": "This replica is a standby: repeat the request at the leader (Location).",
+    "description": "This replica stands by: repeat the request at the leader (Location). Reads get "
+    "this only from a replica that has no state of its own.",
     "headers": {"Location": {"schema": {"type": "string"}}},
     "content": {"application/json": {"schema": _ref("Error")}},
 }
@@ -222,7 +223,7 @@ _TOO_LARGE = _error("The body is larger than 64 KiB.")
 def _read(
     summary: str, ok: dict[str, Any], *, name: bool = False, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": ok, "401": _UNAUTHORIZED, "503": _BUSY}
+    responses: dict[str, Any] = {"200": ok, "307": _LEADER, "401": _UNAUTHORIZED, "503": _BUSY}
     if name:
         responses["404"] = _NOT_FOUND
     responses.update(extra or {})
@@ -283,6 +284,7 @@ PATHS: Final[dict[str, Any]] = {
             ],
             "responses": {
                 "200": _json(_ref("DecisionList"), "The decisions."),
+                "307": _LEADER,
                 "400": _error("limit is not a positive integer."),
                 "401": _UNAUTHORIZED,
                 "404": _NOT_FOUND,
@@ -311,6 +313,7 @@ PATHS: Final[dict[str, Any]] = {
             ],
             "responses": {
                 "200": _json(_ref("TaskList"), "The tasks, by task ID."),
+                "307": _LEADER,
                 "400": _error("Unknown state."),
                 "401": _UNAUTHORIZED,
                 "404": _NOT_FOUND,

@@ -159,7 +159,7 @@ class ApiServer:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Runtime | Callable[[], Runtime | None],
         *,
         listen: str = "127.0.0.1:8080",
         token_file: str | None = None,
@@ -172,11 +172,13 @@ class ApiServer:
         wall_clock: Callable[[], float] = time.time,
         timeout_s: float = 10.0,
     ) -> None:
-        """``is_leader`` and ``leader_url`` come from leader election (a single Steward always
+        """``runtime`` is the runtime, or a function returning the current one: a replica's, None
+        while it stands by (reads are then sent to the leader too, having no state to answer
+        from). ``is_leader`` and ``leader_url`` come from leader election (a single Steward always
         leads); ``leader_url()`` is the leader's API base URL (``http://host:port``) or None."""
         if read_token_required and token_file is None:
             raise ApiStartupError("framework.api.read_token_required needs a token_file")
-        self.runtime = runtime
+        self._source = runtime
         self.token = BearerToken(token_file) if token_file is not None else None
         self.read_token_required = read_token_required
         self.is_leader = is_leader
@@ -233,6 +235,22 @@ class ApiServer:
         self.close()
 
     # --- routing (called by the handler) --------------------------------------------------------
+
+    def current_runtime(self) -> Runtime | None:
+        return self._source() if callable(self._source) else self._source
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime to answer from; a standby without one sends the client to the leader."""
+        runtime = self.current_runtime()
+        if runtime is None:
+            leader = self.leader_url()
+            if leader:
+                raise ApiError(
+                    307, f"this replica stands by; ask the leader at {leader}", headers={"Location": leader}
+                )
+            raise ApiError(503, "this replica stands by and the leader is not known yet; try again shortly")
+        return runtime
 
     def authorized(self, authorization: str | None) -> bool:
         return self.token is not None and self.token.matches(authorization)
@@ -330,8 +348,9 @@ class ApiServer:
 
     def ready(self) -> tuple[int, Any]:
         leader = self.is_leader()
-        subscribed = self.runtime.driver.status().subscribed
-        snapshot = self.runtime.scheduler.snapshot()
+        runtime = self.current_runtime()
+        subscribed = runtime is not None and runtime.driver.status().subscribed
+        snapshot = runtime.scheduler.snapshot() if runtime is not None else None
         reconciled = snapshot is not None and snapshot.connected and snapshot.reconciled
         reasons = []
         if not leader:
@@ -464,6 +483,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, error: ApiError) -> None:
         headers = dict(error.headers)
+        if error.status == 307 and "Location" in headers:
+            headers["Location"] = headers["Location"].rstrip("/") + self.path  # the same request there
         if error.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="steward"'
         self._json(error.status, {"error": error.message}, headers)
@@ -614,8 +635,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not app.is_leader():
             leader = app.leader_url()
             if leader:
-                location = leader.rstrip("/") + self.path
-                raise ApiError(307, f"not the leader: repeat at {location}", headers={"Location": location})
+                raise ApiError(307, f"not the leader: repeat at {leader}", headers={"Location": leader})
             raise ApiError(409, "not the leader, and the leader is not known yet; try again shortly")
         body: Any = ABSENT
         if data is not None:
@@ -664,7 +684,7 @@ def _action_path(path: str) -> bool:
 
 
 def start_api(
-    runtime: Runtime,
+    runtime: Runtime | Callable[[], Runtime | None],
     config: Config | None = None,
     *,
     config_path: str | None = None,
@@ -673,9 +693,14 @@ def start_api(
     exporter: MetricsExporter | None = None,
     listen: str | None = None,
 ) -> ApiServer:
-    """Start the API ``config.framework.api`` describes (``config`` defaults to the runtime's);
-    ``listen`` overrides the address (tests use ``127.0.0.1:0``). Raises :class:`ApiStartupError`."""
-    api = (config or runtime.config).framework.api
+    """Start the API ``config.framework.api`` describes (``config`` defaults to the runtime's, and
+    is needed when ``runtime`` is a function); ``listen`` overrides the address (tests use
+    ``127.0.0.1:0``). Raises :class:`ApiStartupError`."""
+    if config is None:
+        if callable(runtime):
+            raise TypeError("start_api needs the config when runtime is a function")
+        config = runtime.config
+    api = config.framework.api
     server = ApiServer(
         runtime,
         listen=listen if listen is not None else api.listen,

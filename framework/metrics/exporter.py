@@ -45,6 +45,10 @@ LIVE_STATES: Final = (
 """States ``steward_tasks`` always has a series for (0 when empty), per service."""
 
 
+_LEADER_HELP: Final = "1 if this replica is the leader (it acts), 0 on a standby."
+_CONNECTED_HELP: Final = "1 while subscribed to the Mesos master (SUBSCRIBED received, stream open)."
+
+
 def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, labels=list(labels))
 
@@ -57,18 +61,20 @@ class StewardCollector(Collector):
     """Builds the ``steward_*`` families from ``runtime`` on each scrape (any thread).
 
     ``runtime`` is a :class:`framework.runtime.app.Runtime` (or anything with the same
-    ``scheduler``, ``driver``, ``autoscale`` and ``config``); ``is_leader`` says whether this replica
-    leads (a single Steward always does); ``clock`` is the monotonic clock the core's times are on.
+    ``scheduler``, ``driver``, ``autoscale`` and ``config``), or a function returning the current
+    one (a replica's: None while it stands by, when only ``steward_leader`` and
+    ``steward_connected`` are exported); ``is_leader`` says whether this replica leads (a single
+    Steward always does); ``clock`` is the monotonic clock the core's times are on.
     """
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Runtime | Callable[[], Runtime | None],
         *,
         is_leader: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._runtime = runtime
+        self._source = runtime
         self._is_leader = is_leader
         self._clock = clock
 
@@ -77,30 +83,28 @@ class StewardCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        runtime = self._runtime
+        runtime = self._source() if callable(self._source) else self._source
+        if runtime is None:
+            yield self._single("steward_leader", _LEADER_HELP, self._is_leader())
+            yield self._single("steward_connected", _CONNECTED_HELP, False)
+            return
         snapshot = runtime.scheduler.snapshot()
         activity: Activity = runtime.scheduler.activity
-        yield from self._framework(snapshot)
+        yield from self._framework(runtime, snapshot)
         if snapshot is not None:
             yield from self._offers(snapshot)
             yield from self._services(snapshot)
             yield from self._tasks(snapshot)
             yield from self._usage(snapshot, activity)
         yield from self._activity(activity.snapshot(), activity)
-        yield from self._autoscale()
+        yield from self._autoscale(runtime)
 
     # --- the framework --------------------------------------------------------------------------
 
-    def _framework(self, snapshot: StateSnapshot | None) -> Iterator[Metric]:
-        status = self._runtime.driver.status()
-        yield self._single(
-            "steward_leader", "1 if this replica is the leader (it acts), 0 on a standby.", self._is_leader()
-        )
-        yield self._single(
-            "steward_connected",
-            "1 while subscribed to the Mesos master (SUBSCRIBED received, stream open).",
-            status.subscribed,
-        )
+    def _framework(self, runtime: Runtime, snapshot: StateSnapshot | None) -> Iterator[Metric]:
+        status = runtime.driver.status()
+        yield self._single("steward_leader", _LEADER_HELP, self._is_leader())
+        yield self._single("steward_connected", _CONNECTED_HELP, status.subscribed)
         yield self._single(
             "steward_reconciled",
             "1 once the tasks were reconciled after the latest subscription (kills allowed).",
@@ -168,7 +172,7 @@ class StewardCollector(Collector):
             "1 while offers for the role are suppressed (nothing to launch).",
             ["role"],
         )
-        for role in self._runtime.config.framework.roles:
+        for role in runtime.config.framework.roles:
             suppressed.add_metric([role], 1 if role in snapshot.suppressed_roles else 0)
         yield suppressed
 
@@ -362,8 +366,8 @@ class StewardCollector(Collector):
 
     # --- autoscaling ----------------------------------------------------------------------------
 
-    def _autoscale(self) -> Iterator[Metric]:
-        loop = self._runtime.autoscale
+    def _autoscale(self, runtime: Runtime) -> Iterator[Metric]:
+        loop = runtime.autoscale
         labels = ["service"]
         load = _gauge(
             "steward_autoscale_load",
@@ -412,7 +416,7 @@ class MetricsExporter:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Runtime | Callable[[], Runtime | None],
         *,
         is_leader: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,

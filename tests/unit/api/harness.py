@@ -172,7 +172,8 @@ class Site:
         kwargs.setdefault("token_file", str(self.token_path))
         kwargs.setdefault("config_path", str(self.config_path))
         kwargs.setdefault("timeout_s", 30.0)  # store writes fsync: be generous on a busy machine
-        server = ApiServer(self.runtime, **kwargs).start()
+        runtime = kwargs.pop("runtime", self.runtime)
+        server = ApiServer(runtime, **kwargs).start()
         self.servers.append(server)
         return server
 

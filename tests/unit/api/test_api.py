@@ -478,3 +478,27 @@ def test_closing_the_server_ends_idle_keep_alive_connections(site: Site) -> None
         with pytest.raises(requests.ConnectionError):
             session.get(extra.url + "/healthz", timeout=10)
     assert site.get("/healthz").status_code == 200
+
+
+def test_a_replica_that_stands_by_without_state_sends_everything_to_the_leader(site: Site) -> None:
+    active: list[object] = [None]
+    standby = site.serve(
+        runtime=lambda: active[0],
+        is_leader=lambda: active[0] is not None,
+        leader_url=lambda: "http://leader.example:8080",
+    )
+    moved = checked(site.get("/v1/tasks?service=web", server=standby, allow_redirects=False), "/v1/tasks")
+    assert moved.status_code == 307
+    assert moved.headers["Location"] == "http://leader.example:8080/v1/tasks?service=web"
+    write = site.post("/v1/services/web/pause", server=standby)
+    assert write.status_code == 307 and write.headers["Location"].endswith("/v1/services/web/pause")
+    ready = checked(site.get("/readyz", server=standby), "/readyz")
+    assert ready.status_code == 503 and ready.json()["leader"] is False
+    metrics = site.get("/metrics", server=standby).text
+    assert "steward_leader 0.0" in metrics and "steward_connected 0.0" in metrics
+    assert "steward_service_desired_instances" not in metrics
+    # Elected: the same server now answers from the runtime it is handed.
+    active[0] = site.runtime
+    assert site.get("/v1/tasks?service=web", server=standby).status_code == 200
+    assert site.post("/v1/services/web/scale", {"instances": 3}, server=standby).status_code == 200
+    assert "steward_leader 1.0" in site.get("/metrics", server=standby).text
