@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Final
 
 from framework.config import ConfigError, load_config, parse_master
+from framework.operator_cli import add_operator_commands
 
 __all__ = ["COMMANDS", "EXIT_INVALID", "build_parser", "main"]
 
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the Steward executor zipapp (see: steward build-executor --help)",
     )
     build.add_argument("build_executor_args", nargs=argparse.REMAINDER)
+    # status, services, tasks, decisions, scale, pause, resume, restart, reload: clients of the API.
+    add_operator_commands(sub, COMMANDS)
     missing = set(sub.choices) ^ set(COMMANDS)
     assert not missing, f"sub-commands without a parser or an implementation: {missing}"
     return parser

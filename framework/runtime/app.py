@@ -329,11 +329,20 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
     ZooKeeper store the process is one replica of several (``framework.runtime.ha``)."""
     if isinstance(config.framework.store, ZooKeeperStoreConfig):
         return run_replica(config, master)
+    from framework.api import ApiStartupError, start_api  # noqa: PLC0415 - the API imports the runtime
+
     try:
         runtime = start_runtime(config, master)
     except (StartupError, MesosError) as exc:
         log.error("%s", exc)
         return 1
+    try:
+        api = start_api(runtime, config_path=config_path)
+    except ApiStartupError as exc:
+        log.error("framework.api: %s", exc)
+        runtime.close()
+        return 1
+    log.info("operator API and /metrics at %s", api.url)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -360,6 +369,7 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        api.close()
         runtime.close()
     fatal = runtime.driver.fatal_error
     if fatal is not None and not stopping.is_set():
@@ -370,6 +380,7 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
 
 def run_replica(config: Config, master: str | None = None) -> int:
     """Run as one of several replicas until SIGINT/SIGTERM: standby until elected, then act."""
+    from framework.api import ApiStartupError, start_api  # noqa: PLC0415 - the API imports the runtime
     from framework.runtime.ha import Replica  # noqa: PLC0415 - imports the runtime itself
 
     try:
@@ -377,6 +388,19 @@ def run_replica(config: Config, master: str | None = None) -> int:
     except StartupError as exc:
         log.error("%s", exc)
         return 1
+
+    try:
+        api = start_api(
+            lambda: replica.active,
+            config,
+            is_leader=lambda: replica.active is not None,
+            leader_url=replica.leader,
+        )
+    except ApiStartupError as exc:
+        log.error("framework.api: %s", exc)
+        replica.stop()
+        return 1
+    log.info("operator API and /metrics at %s (writes go to the leader)", api.url)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -391,6 +415,7 @@ def run_replica(config: Config, master: str | None = None) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        api.close()
         replica.stop()
     return 0
 

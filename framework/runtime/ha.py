@@ -28,6 +28,17 @@ from framework.store.zookeeper import ZooKeeperStore
 log = logging.getLogger(__name__)
 
 
+def api_base_url(listen: str) -> str:
+    """``http://host:port`` others reach this process's API by (the host's name for a wildcard or
+    loopback listen address)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost"):  # noqa: S104 - names, not binds
+        host = socket.getfqdn()
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 class Replica:
     """One Steward replica: standby until elected, then a full ``Runtime`` until the term ends."""
 
@@ -46,7 +57,9 @@ class Replica:
         self._config = config
         self._master = master
         self._settings = settings
-        self.identifier = identifier or f"{socket.gethostname()}:{config.framework.api.listen}"
+        self.identifier = identifier or api_base_url(config.framework.api.listen)
+        """This replica's name in the election: the base URL of its operator API, so standbys can
+        point operators' writes at the leader."""
         self._client: Any = KazooClient(hosts=",".join(store_config.servers), timeout=session_timeout_s)
         try:
             self._client.start(timeout=max(session_timeout_s, 1.0))

@@ -24,6 +24,7 @@ framework:
   name: ha-site
   master: {master}
   store: {{type: zookeeper, servers: [{zookeeper_hosts}], path: {path}}}
+  api: {{listen: 127.0.0.1:0}}
 services:
   web:
     kind: generic

@@ -29,6 +29,7 @@ framework:
   master: {master}
   store: {{type: file, path: {tmp_path / "state"}}}
   offers: {{refuse_seconds: 300s}}
+  api: {{listen: 127.0.0.1:0}}
 {extra}
 services:
   web:
