@@ -46,6 +46,10 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
 run: $(STAMP)
+	deploy/scripts/ensure-debian-packages.sh docker.io debootstrap
+	deploy/scripts/ensure-dockerd.sh
+	deploy/images/build.sh
+	deploy/scripts/prepare-local-demo.sh
 	$(BIN)/steward run --config examples/local-demo.yaml
 
 include deploy/images/images.mk
