@@ -157,8 +157,11 @@ def test_marathon_runs_two_replicas_and_keeps_one_during_an_upgrade(marathon: di
 
 def test_marathon_serves_the_tier1_configuration(marathon: dict[str, Any], tier1: Config) -> None:
     """The app's port, config file and secret files are the ones the example configuration names."""
-    (port,) = marathon["portDefinitions"]
-    assert tier1.framework.api.listen == f"0.0.0.0:{port['port']}"
+    ports = {port["name"]: port["port"] for port in marathon["portDefinitions"]}
+    assert tier1.framework.api.listen == f"0.0.0.0:{ports['api']}"
+    # The executor zipapp is served to the agents from the port Marathon reserves for it.
+    assert tier1.framework.executor.listen == f"0.0.0.0:{ports['executor']}"
+    assert tier1.framework.executor.zipapp == "/opt/steward/share/steward-executor.pyz"
     assert marathon["requirePorts"] is True
     (fetched,) = marathon["fetch"]
     config_path = marathon["args"][marathon["args"].index("--config") + 1]
