@@ -50,8 +50,7 @@ def steward(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
     return run
 
 
-def test_the_commands_register_in_one_call_without_clashing_with_the_existing_ones() -> None:
-    assert not set(OPERATOR_COMMANDS) & set(cli.COMMANDS)
+def test_the_commands_register_in_one_call_and_steward_offers_them() -> None:
     parser = argparse.ArgumentParser()
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
     add_operator_commands(parser.add_subparsers(dest="command"), commands)
@@ -61,6 +60,13 @@ def test_the_commands_register_in_one_call_without_clashing_with_the_existing_on
     }
     args = parser.parse_args(["scale", "web", "3", "--api", "http://h:1", "--json"])
     assert (args.service, args.instances, args.api, args.json) == ("web", "3", "http://h:1", True)
+    # The steward command has them, beside (not instead of) its own.
+    steward = cli.build_parser()
+    assert {"run", "validate"}.isdisjoint(commands)
+    assert cli.COMMANDS["run"].__module__ == "framework.cli"
+    for name, (function, _) in OPERATOR_COMMANDS.items():
+        assert cli.COMMANDS[name] is function, name
+    assert steward.parse_args(["decisions", "squid", "--limit", "3"]).limit == 3
 
 
 def test_status_shows_readiness_and_the_services(site: Site, steward: Run) -> None:
