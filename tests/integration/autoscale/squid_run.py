@@ -234,7 +234,7 @@ class SquidRunResult:
         return "\n".join(lines)
 
 
-class _KillRecorder(logging.Handler):
+class KillRecorder(logging.Handler):
     """Steward's kill decisions (its ``kill`` notes) and the KILLs it sent (``killing <task>:
     <reason>``), with the wall time each was logged."""
 
@@ -375,7 +375,7 @@ def _terminal_states(runtime: Runtime) -> dict[str, str]:
 
 def run_squid_scenario(params: SquidRunParams, base: Path, client: docker.DockerClient) -> SquidRunResult:
     """Run the scenario in ``base`` (a fresh directory); everything started is stopped on return."""
-    recorder = _KillRecorder()
+    recorder = KillRecorder()
     scheduler_log = logging.getLogger("framework.runtime.scheduler")
     previous_level = scheduler_log.level
     scheduler_log.setLevel(logging.INFO)
