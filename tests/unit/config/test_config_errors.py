@@ -55,7 +55,8 @@ def test_an_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     assert issues_of(text) == [
         "site.yaml:3: framework.colour: unknown key; expected one of: name, user, roles, principal, "
         "secret_file, "
-        "failover_timeout, master, tls, heartbeat, store, offers, api, local_cluster, executor, allow_privileged"
+        "failover_timeout, master, tls, heartbeat, store, offers, api, local_cluster, executor, "
+        "allow_privileged"
     ]
 
 
