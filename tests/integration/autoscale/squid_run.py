@@ -6,7 +6,8 @@ What a run does:
 1. ``start_runtime`` with ``master: local``: an in-process Mesos master with three agents whose
    tasks are Docker containers (host networking) on this machine, and one autoscaled squid service
    (``steward/squid:local``) whose load source is the squids' own cache managers. The agents offer
-   ports 24000-26999 (below the kernel's ephemeral range, and away from the other tests' 31000+).
+   ports from three free blocks of 1,000 picked at random below 30000 (below the kernel's ephemeral
+   range, away from the other tests' 31000+, and unlikely to meet a concurrent run of these tests).
    Steward's operator API runs on 127.0.0.1 so that the client can read the published endpoints.
 2. An origin (``loadgen.py origin``, its own process) on 127.0.0.1: small, never-cacheable answers,
    a share of them slow (``slow_s``), so that a draining squid has requests in flight.
@@ -26,6 +27,8 @@ import contextlib
 import json
 import logging
 import math
+import random
+import socket
 import subprocess
 import sys
 import threading
@@ -46,7 +49,46 @@ from framework.runtime.app import Runtime, start_runtime
 from tests.integration.images.support import wait_for
 
 LOADGEN = Path(__file__).with_name("loadgen.py")
-AGENT_PORTS = ("24000-24999", "25000-25999", "26000-26999")
+PORT_RANGE_WIDTH = 1000
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on ``port`` (a listener on any address makes binding 127.0.0.1 fail)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_agent_ports(agents: int = 3, low: int = 10_000, high: int = 30_000) -> list[tuple[int, int]]:
+    """Port ranges for the embedded agents: consecutive blocks of 1,000 below the kernel's
+    ephemeral ports (32768+), away from the default agents' 31000+ (other tests), at a random place
+    whose first ports and whose top (where a fixed port may go) nobody listens on now. Another run
+    of these tests at the same time then almost surely gets other ports: tasks claim the lowest
+    ports of a range first, and a squid or collector on a taken port fails to start."""
+    bases = list(range(low, high - agents * PORT_RANGE_WIDTH + 1, PORT_RANGE_WIDTH))
+    random.SystemRandom().shuffle(bases)
+    for base in bases:
+        ranges = [
+            (b, b + PORT_RANGE_WIDTH - 1)
+            for b in range(base, base + agents * PORT_RANGE_WIDTH, PORT_RANGE_WIDTH)
+        ]
+        probes = [p for b, e in ranges for p in (*range(b, b + 30), *range(e - 10, e + 1))]
+        if all(port_free(p) for p in probes):
+            return ranges
+    raise AssertionError(f"no free port ranges for {agents} agents in {low}-{high}")
+
+
+def cluster_file(base: Path, ranges: list[tuple[int, int]]) -> Path:
+    """An embedded cluster of Docker agents ``agent-1``... with these port ranges."""
+    path = base / "cluster.yaml"
+    agents = [{"hostname": f"agent-{n}", "ports": [f"{b}-{e}"]} for n, (b, e) in enumerate(ranges, 1)]
+    path.write_text(
+        yaml.safe_dump({"containerizer": "docker", "work_dir": str(base / "sandboxes"), "agents": agents})
+    )
+    return path
 
 
 @dataclass(frozen=True)
@@ -263,23 +305,12 @@ class KillRecorder(logging.Handler):
 
 
 def steward_config(params: SquidRunParams, base: Path) -> dict[str, Any]:
-    cluster_file = base / "cluster.yaml"
-    cluster_file.write_text(
-        yaml.safe_dump(
-            {
-                "containerizer": "docker",
-                "work_dir": str(base / "sandboxes"),
-                "agents": [
-                    {"hostname": f"agent-{n}", "ports": [ports]} for n, ports in enumerate(AGENT_PORTS, 1)
-                ],
-            }
-        )
-    )
+    agents = cluster_file(base, pick_agent_ports())
     return {
         "framework": {
             "name": "steward-autoscale-test",
             "master": "local",
-            "local_cluster": {"listen": "127.0.0.1:0", "config": str(cluster_file)},
+            "local_cluster": {"listen": "127.0.0.1:0", "config": str(agents)},
             "store": {"type": "file", "path": str(base / "state")},
             "offers": {"refuse_seconds": "1s"},
         },
@@ -363,13 +394,23 @@ def _sample(runtime: Runtime, where: dict[str, str] | None = None) -> Tick | Non
     )
 
 
-def _terminal_states(runtime: Runtime) -> dict[str, str]:
+def _master_tasks(runtime: Runtime) -> list[dict[str, Any]]:
     assert runtime.embedded is not None
-    found: dict[str, str] = {}
-    for framework in runtime.embedded.state()["frameworks"]:
-        for key in ("completed_tasks", "tasks"):
-            for task in framework[key]:
-                found[task["id"]] = task["state"]
+    return [
+        t for f in runtime.embedded.state()["frameworks"] for k in ("completed_tasks", "tasks") for t in f[k]
+    ]
+
+
+def _terminal_states(runtime: Runtime) -> dict[str, str]:
+    return {task["id"]: task["state"] for task in _master_tasks(runtime)}
+
+
+def _failure_messages(runtime: Runtime) -> list[str]:
+    """Why squid tasks failed, from their last status (e.g. a port another process holds)."""
+    found = []
+    for task in _master_tasks(runtime):
+        if task["state"] in ("TASK_FAILED", "TASK_ERROR", "TASK_LOST") and task.get("statuses"):
+            found.append(f"{task['id']}: {task['state']}: {task['statuses'][-1].get('message', '')[:300]}")
     return found
 
 
@@ -498,6 +539,7 @@ def run_squid_scenario(params: SquidRunParams, base: Path, client: docker.Docker
         events = [json.loads(line) for line in loadgen_out.read_text().splitlines() if line.strip()]
         decisions = [d.reason for d in runtime.autoscale.decisions("squid")]
         states = _terminal_states(runtime)
+        notes += _failure_messages(runtime)
     finally:
         if api is not None:
             api.close()

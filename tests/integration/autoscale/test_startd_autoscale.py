@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ import yaml
 from framework.config import load_config
 from framework.core.convergence import choose_victims
 from framework.runtime.app import start_runtime
-from tests.integration.autoscale.squid_run import KillRecorder
+from tests.integration.autoscale.squid_run import KillRecorder, cluster_file, pick_agent_ports, port_free
 from tests.integration.images.support import exec_ok, wait_for
 from tests.integration.site.conftest import shared_mount
 from tests.integration.site.test_site import KillLog, Site, describe, site_config, startd_names
@@ -51,8 +50,6 @@ SHORT_JOBS = 5
 SHORT_S = 15
 LONG_S = 60
 JOBS = SHORT_JOBS + 1
-AGENT_PORTS = ("27000-27999", "28000-28999", "29000-29999")
-"""Below the kernel's ephemeral ports and away from the other tests' 31000+ (they may run at once)."""
 HOME = "/home/submitter"
 COMMON = """\
 executable = /bin/sleep
@@ -72,31 +69,24 @@ UP_S = 120.0
 DONE_S = 240.0
 
 
-def free_port_in(begin: int, end: int) -> int:
-    """A port from the top half of ``begin-end`` that nothing on this machine listens on."""
+def collector_port(begin: int, end: int) -> int:
+    """A free port from the top of agent-1's range (as the site test does): only agent-1 offers
+    it, so the central manager lands there, and dynamic port claims (lowest first) never reach it."""
     for port in range(end, (begin + end) // 2, -1):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if port_free(port):
             return port
-    raise AssertionError(f"no free port in {begin}-{end}")
+    raise AssertionError(f"no free port in {begin}-{end} for the collector")
 
 
-def autoscaled_site_config(base: Path, cvmfs_dir: Path, tokens_dir: Path, collector: int) -> dict[str, Any]:
+def autoscaled_site_config(
+    base: Path, cvmfs_dir: Path, tokens_dir: Path, ranges: list[tuple[int, int]], collector: int
+) -> dict[str, Any]:
     """The site test's configuration, with the startds autoscaled from the queue (0 to 3)."""
     config = site_config(base / "state", cvmfs_dir, tokens_dir, collector)
-    cluster_file = base / "cluster.yaml"
-    cluster_file.write_text(
-        yaml.safe_dump(
-            {
-                "containerizer": "docker",
-                "agents": [{"hostname": f"agent-{n}", "ports": [p]} for n, p in enumerate(AGENT_PORTS, 1)],
-            }
-        )
-    )
-    config["framework"]["local_cluster"] = {"listen": "127.0.0.1:0", "config": str(cluster_file)}
+    config["framework"]["local_cluster"] = {
+        "listen": "127.0.0.1:0",
+        "config": str(cluster_file(base, ranges)),
+    }
     startd = config["services"]["startd"]
     del startd["instances"]
     startd["container"]["environment"]["CONDOR_NOCLAIM_SHUTDOWN"] = 30
@@ -161,10 +151,12 @@ def watched(
     stop = threading.Event()
     try:
         with shared_mount(base / "cvmfs") as cvmfs_dir:
-            begin, end = (int(p) for p in AGENT_PORTS[0].split("-"))
-            collector = free_port_in(begin, end)
+            ranges = pick_agent_ports()
+            collector = collector_port(*ranges[0])
             path = base / "site.yaml"
-            path.write_text(yaml.safe_dump(autoscaled_site_config(base, cvmfs_dir, tokens_dir, collector)))
+            path.write_text(
+                yaml.safe_dump(autoscaled_site_config(base, cvmfs_dir, tokens_dir, ranges, collector))
+            )
             config = load_config(path)
             runtime = start_runtime(config)
             assert runtime.embedded is not None
