@@ -93,7 +93,9 @@ def test_victims_left_the_endpoints_before_they_stopped_and_drained_what_they_ha
     then were answered in full (squid's drain)."""
     pause = CoreSettings().unpublish_before_kill_s
     assert pause > PARAMS.refresh_s and PARAMS.slow_s > pause
-    late = run.used_after_decision(PARAMS.refresh_s + 0.5)
+    # The client's list is at most one refresh (plus the API's answer time) old: well inside the
+    # pause, so no request reaches a victim once it has closed its port.
+    late = run.used_after_decision(PARAMS.refresh_s + 1.5)
     assert not late, f"victims still used after their kill decision: {late[:3]}\n{run.summary()}"
     for kill in run.kills:
         assert kill.sent_at is not None and kill.sent_at >= kill.decided_at + pause - 0.1, run.summary()
