@@ -491,7 +491,7 @@ class AutoscaleSourceConfig:
 
     type: Literal["squid", "prometheus", "htcondor", "http_json"]
     """Which kind of measurement: squid counters, a Prometheus query, HTCondor's queue, or JSON over HTTP."""
-    params: AbcMapping[str, str | int | float | bool] = field(default_factory=_empty_mapping)
+    params: AbcMapping[str, bool | int | float | str] = field(default_factory=_empty_mapping)
     """Source parameters (scalar values); their keys are checked by the source itself for now."""
 
 

@@ -574,7 +574,10 @@ class Converter:
             classes = [m for m in members if dataclasses.is_dataclass(_unwrap(m)[0])]
             if classes:
                 return self._convert_tagged(node, classes, path, line, mapping_key)
-        # Scalars and lists: the first member that converts cleanly wins.
+        # Scalars and lists: the first member that converts cleanly wins. A number with a fraction
+        # tries the integer members last, so `int | float` takes 0.5 as a float, not as an error.
+        if isinstance(node, Scalar) and node.kind == "float":
+            members = sorted(members, key=lambda m: _unwrap(m)[0] is int)
         for member in members:
             trial = Converter(self.filename, self.base_dir)
             value = trial.convert(node, member, path, line, mapping_key=mapping_key)

@@ -730,3 +730,27 @@ def test_parsing_twice_gives_equal_objects() -> None:
 def test_parse_config_base_dir_defaults_to_the_current_directory_for_strings() -> None:
     config = parse_config("framework: {store: {type: file, path: state}}\n")
     assert config.framework.store == FileStoreConfig(path=os.path.abspath("state"))
+
+
+def test_source_params_keep_their_yaml_types_so_sources_accept_numbers() -> None:
+    from framework.config import parse_config
+    from framework.sources import make_source
+
+    config = parse_config(
+        service_yaml(
+            "squid",
+            "autoscale: {max: 3, target_per_instance: 5, source: {type: squid, params: "
+            '{timeout_s: 1, max_parallel: 4, saturation_fd_fraction: 0.8, scheme: http, path: "/x"}}}',
+        ),
+        "site.yaml",
+    )
+    params = dict(config.services["svc"].autoscale.source.params)
+    assert params == {
+        "timeout_s": 1,
+        "max_parallel": 4,
+        "saturation_fd_fraction": 0.8,
+        "scheme": "http",
+        "path": "/x",
+    }
+    source = make_source(config.services["svc"].autoscale.source, service="svc")
+    source.close()
