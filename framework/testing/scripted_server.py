@@ -354,6 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
         stream_id = str(uuid.uuid4()) if spec.stream_id == "auto" else spec.stream_id
         handle = StreamHandle(request=request, stream_id=stream_id)
         self.close_connection = True
+        # Registered before the first byte is sent: a client that has read the initial records may
+        # push at once, and records pushed early queue behind the initial ones.
+        scripted._add_stream(handle)
         try:
             self.send_response(spec.status)
             headers = {"Content-Type": "application/json", **dict(spec.headers or {})}
@@ -368,7 +371,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunks(initial, spec.chunk_size)
             else:
                 self.wfile.flush()
-            scripted._add_stream(handle)
             if spec.then == "close":
                 handle.close()
             elif spec.then == "cut":
