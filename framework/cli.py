@@ -13,10 +13,13 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from framework.config import ConfigError, load_config, parse_master
-from framework.operator_cli import add_operator_commands
+from framework.config import Config, ConfigError, load_config, parse_master
+from framework.operator_cli import add_api_options, add_operator_commands
+
+if TYPE_CHECKING:
+    from framework.liveview import RecentWarnings
 
 __all__ = ["COMMANDS", "EXIT_INVALID", "build_parser", "main"]
 
@@ -46,7 +49,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Load the configuration, apply ``--master``, and hand over to the runtime."""
-    _setup_logging(args.log_level)
+    log_file = args.log_file or ("steward.log" if args.live else None)
+    warnings = _setup_logging(args.log_level, log_file, keep_warnings=args.live)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -67,8 +71,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_framework,
     )
 
-    status: int = run_framework(config, master=master, config_path=args.config)
+    on_started = None
+    if args.live:
+        on_started = _live_view_starter(config, log_file, warnings)
+    status: int = run_framework(config, master=master, config_path=args.config, on_started=on_started)
+    if args.live:
+        print(f"steward run: stopped (exit status {status}); the log is in {log_file}", flush=True)
     return status
+
+
+def _live_view_starter(
+    config: Config, log_file: str | None, warnings: RecentWarnings | None
+) -> Callable[[str], Callable[[], None]]:
+    """What ``run --live`` does once the API listens: draw the live view until Steward stops."""
+
+    def start(api_url: str) -> Callable[[], None]:
+        from framework.liveview import LiveView  # noqa: PLC0415
+        from framework.operator_cli import Client  # noqa: PLC0415
+
+        api = config.framework.api
+        token_file = api.token_file if api is not None and api.read_token_required else None
+        notes = [f"Log: {log_file}    Ctrl-C stops Steward, its embedded cluster and every task it started."]
+        view = LiveView(
+            Client(api_url, token_file, timeout_s=5.0),
+            notes=lambda: notes,
+            warnings=warnings.lines if warnings is not None else tuple,
+        ).start()
+
+        def stop() -> None:
+            view.stop()
+            print("\nsteward run: stopping (the embedded cluster removes its containers)...", flush=True)
+
+        return stop
+
+    return start
 
 
 def _cmd_local_cluster(args: argparse.Namespace) -> int:
@@ -86,6 +122,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return main_simulate(list(args.simulate_args))
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The local demo site under a load ramp and a burst of jobs, watched live, then drawn."""
+    from framework.demo import main_demo  # noqa: PLC0415 - docker/matplotlib only here
+
+    return main_demo(list(args.demo_args))
+
+
 def _cmd_build_executor(args: argparse.Namespace) -> int:
     """Build the self-contained Steward executor zipapp agents fetch (they need only Python 3 and Docker)."""
     from executors.build import main_build_executor  # noqa: PLC0415
@@ -93,11 +136,37 @@ def _cmd_build_executor(args: argparse.Namespace) -> int:
     return main_build_executor(list(args.build_executor_args))
 
 
-def _setup_logging(level: str) -> None:
+def _cmd_watch(args: argparse.Namespace) -> int:
+    """The live status view of a running Steward, through its API, until Ctrl-C."""
+    from framework.liveview import cmd_watch  # noqa: PLC0415
+
+    return cmd_watch(args.api, args.token_file, args.timeout, args.interval)
+
+
+def _setup_logging(
+    level: str, log_file: str | None = None, *, keep_warnings: bool = False
+) -> RecentWarnings | None:
+    """Log to stderr, or to ``log_file`` (appended); with ``keep_warnings`` also keep the last
+    warnings in memory for the live view, which is returned."""
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    else:
+        handlers.append(logging.StreamHandler())
+    recent = None
+    if keep_warnings:
+        from framework.liveview import RecentWarnings  # noqa: PLC0415
+
+        recent = RecentWarnings()
+        handlers.append(recent)
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        # A log file replaces whatever logged before (the command owns the process's logging).
+        force=log_file is not None,
     )
+    return recent
 
 
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
@@ -106,6 +175,8 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "local-cluster": _cmd_local_cluster,
     "simulate": _cmd_simulate,
     "build-executor": _cmd_build_executor,
+    "watch": _cmd_watch,
+    "demo": _cmd_demo,
 }
 """Sub-command name -> implementation."""
 
@@ -134,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         choices=LOG_LEVELS,
         help="logging threshold (default: info)",
+    )
+    run.add_argument("--log-file", metavar="FILE", help="append the log to FILE instead of stderr")
+    run.add_argument(
+        "--live",
+        action="store_true",
+        help="show a live status view on stdout (services, instances, load, last decisions); "
+        "the log goes to --log-file (default ./steward.log)",
     )
     local = sub.add_parser(
         "local-cluster",
@@ -170,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the Steward executor zipapp (see: steward build-executor --help)",
     )
     build.add_argument("build_executor_args", nargs=argparse.REMAINDER)
+    demo = sub.add_parser(
+        "demo",
+        add_help=False,
+        help="the local demo under a squid load ramp and a burst of jobs, then a PNG "
+        "(see: steward demo --help)",
+    )
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
+    watch = sub.add_parser(
+        "watch",
+        help="a live status view of a running Steward: services, instances, load, last decisions",
+    )
+    add_api_options(watch, json_output=False)
+    watch.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="redraw period (default 2)"
+    )
     # status, services, tasks, decisions, scale, pause, resume, restart, reload: clients of the API.
     add_operator_commands(sub, COMMANDS)
     missing = set(sub.choices) ^ set(COMMANDS)
@@ -183,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:
         return _cmd_simulate(argparse.Namespace(simulate_args=argv[1:]))
+    if argv[:1] == ["demo"]:
+        return _cmd_demo(argparse.Namespace(demo_args=argv[1:]))
     if argv[:1] == ["build-executor"]:
         return _cmd_build_executor(argparse.Namespace(build_executor_args=argv[1:]))
     try:

@@ -43,6 +43,7 @@ __all__ = [
     "EXIT_UNAUTHORIZED",
     "EXIT_UNREACHABLE",
     "OPERATOR_COMMANDS",
+    "add_api_options",
     "add_operator_commands",
 ]
 
@@ -491,7 +492,8 @@ OPERATOR_COMMANDS: Final[dict[str, tuple[Callable[[argparse.Namespace], int], st
 """Command name -> (implementation, one-line help)."""
 
 
-def _common(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
+def add_api_options(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
+    """``--api``, ``--token-file``, ``--timeout`` (and ``--json``): the options every API client takes."""
     parser.add_argument(
         "--api",
         default=os.environ.get("STEWARD_API", DEFAULT_API),
@@ -520,7 +522,7 @@ def add_operator_commands(
         parser = subparsers.add_parser(
             name, help=help_text, description=(function.__doc__ or help_text).strip(), epilog=EXIT_HELP
         )
-        _common(parser)
+        add_api_options(parser)
         if name in ("decisions", "scale", "pause", "resume", "restart"):
             parser.add_argument("service", metavar="SERVICE", help="the service's name")
         if name == "scale":

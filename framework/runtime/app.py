@@ -19,6 +19,7 @@ import signal
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -322,13 +323,20 @@ def start_runtime(
     )
 
 
-def run_framework(config: Config, master: str | None = None, config_path: str | None = None) -> int:
+def run_framework(
+    config: Config,
+    master: str | None = None,
+    config_path: str | None = None,
+    on_started: Callable[[str], Callable[[], None]] | None = None,
+) -> int:
     """Run until SIGINT/SIGTERM or a fatal error; 0 on a clean stop, 1 on failure.
 
     SIGHUP reloads ``config_path`` (validated whole; an invalid file changes nothing). With a
-    ZooKeeper store the process is one replica of several (``framework.runtime.ha``)."""
+    ZooKeeper store the process is one replica of several (``framework.runtime.ha``).
+    ``on_started`` is called with the API's URL once it listens (the live view starts there); the
+    function it returns is called first when Steward stops."""
     if isinstance(config.framework.store, ZooKeeperStoreConfig):
-        return run_replica(config, master)
+        return run_replica(config, master, on_started)
     from framework.api import ApiStartupError, start_api  # noqa: PLC0415 - the API imports the runtime
 
     try:
@@ -343,6 +351,7 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
         runtime.close()
         return 1
     log.info("operator API and /metrics at %s", api.url)
+    stop_view = on_started(api.url) if on_started is not None else None
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -367,6 +376,8 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
         log.exception("the scheduler stopped on an error")
         return 1
     finally:
+        if stop_view is not None:
+            stop_view()
         for s, handler in previous.items():
             signal.signal(s, handler)
         api.close()
@@ -378,7 +389,9 @@ def run_framework(config: Config, master: str | None = None, config_path: str | 
     return 0
 
 
-def run_replica(config: Config, master: str | None = None) -> int:
+def run_replica(
+    config: Config, master: str | None = None, on_started: Callable[[str], Callable[[], None]] | None = None
+) -> int:
     """Run as one of several replicas until SIGINT/SIGTERM: standby until elected, then act."""
     from framework.api import ApiStartupError, start_api  # noqa: PLC0415 - the API imports the runtime
     from framework.runtime.ha import Replica  # noqa: PLC0415 - imports the runtime itself
@@ -401,6 +414,7 @@ def run_replica(config: Config, master: str | None = None) -> int:
         replica.stop()
         return 1
     log.info("operator API and /metrics at %s (writes go to the leader)", api.url)
+    stop_view = on_started(api.url) if on_started is not None else None
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -413,6 +427,8 @@ def run_replica(config: Config, master: str | None = None) -> int:
     try:
         stopping.wait()
     finally:
+        if stop_view is not None:
+            stop_view()
         for s, handler in previous.items():
             signal.signal(s, handler)
         api.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import types
@@ -52,10 +53,14 @@ class FakeRuntime:
         self.status = status
         self.calls: list[tuple[Config, str]] = []
         self.config_paths: list[str | None] = []
+        self.on_started: list[object] = []
 
-    def run_framework(self, config: Config, *, master: str, config_path: str | None = None) -> int:
+    def run_framework(
+        self, config: Config, *, master: str, config_path: str | None = None, on_started: object = None
+    ) -> int:
         self.calls.append((config, master))
         self.config_paths.append(config_path)
+        self.on_started.append(on_started)
         return self.status
 
 
@@ -146,6 +151,31 @@ def test_run_hands_the_config_and_master_to_the_runtime(good: Path, runtime: Fak
     ((config, master),) = runtime.calls
     assert master == "local"
     assert list(config.services) == ["web"]
+
+
+def test_run_live_logs_to_a_file_and_hands_the_runtime_a_live_view(
+    good: Path, runtime: FakeRuntime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_file = tmp_path / "steward.log"
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        assert main(["run", "--config", str(good), "--live", "--log-file", str(log_file)]) == 7
+        (starter,) = runtime.on_started
+        assert callable(starter)
+        logging.getLogger("framework.test").warning("into the file")
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in before:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+    assert "WARNING framework.test: into the file" in log_file.read_text()
+    assert f"stopped (exit status 7); the log is in {log_file}" in capsys.readouterr().out
+    assert main(["run", "--config", str(good)]) == 7
+    assert runtime.on_started[-1] is None, "no live view unless asked"
 
 
 def test_run_applies_the_master_override(good: Path, runtime: FakeRuntime) -> None:
