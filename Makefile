@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 TEST_DEBS := zookeeper docker.io debootstrap busybox-static prometheus prometheus-blackbox-exporter shellcheck
 PYTEST_ARGS ?=
 
-.PHONY: all venv test lint typecheck unit bench run clean
+.PHONY: all venv test lint typecheck unit bench run demo clean
 
 all: test
 
@@ -45,12 +45,19 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
+# The demo site on the embedded cluster with a live status view; Ctrl-C stops it and cleans up.
 run: $(STAMP)
 	deploy/scripts/ensure-debian-packages.sh docker.io debootstrap
 	deploy/scripts/ensure-dockerd.sh
 	deploy/images/build.sh
-	deploy/scripts/prepare-local-demo.sh
-	$(BIN)/steward run --config examples/local-demo.yaml
+	deploy/scripts/local-demo.sh run
+
+# The same site under a squid load ramp and a burst of jobs; writes run/demo/demo.png.
+demo: $(STAMP)
+	deploy/scripts/ensure-debian-packages.sh docker.io debootstrap
+	deploy/scripts/ensure-dockerd.sh
+	deploy/images/build.sh
+	deploy/scripts/local-demo.sh demo
 
 include deploy/images/images.mk
 

@@ -1,13 +1,14 @@
-"""A load generator and an origin server for the squid autoscaling tests, run as separate processes.
+"""A load generator and an origin server for squids (the autoscaling tests, ``steward demo``), run as
+separate processes.
 
 Standard library only, loopback only, bounded in time and in requests. Two commands::
 
-    python loadgen.py origin [--slow-seconds S]
+    python -m framework.loadgen origin [--slow-seconds S]
         # an HTTP origin on 127.0.0.1 (port printed as the first stdout line, "port N"):
         # /fast/<n> answers at once, /slow/<n> after S seconds; never cacheable (every request
         # goes through squid to the origin, so squid does real work per request)
 
-    python loadgen.py load --endpoints-url URL --origin URL --plan RATE:SECONDS[,RATE:SECONDS...]
+    python -m framework.loadgen load --endpoints-url URL --origin URL --plan RATE:SECONDS[,RATE:SECONDS...]
         # drives RATE requests/s (open loop) through the squids published at URL (Steward's
         # GET /v1/services/<name>/endpoints), phase after phase; stops early on "stop" or EOF on
         # stdin; writes one JSON line per event to stdout
@@ -83,7 +84,11 @@ def run_origin(slow_seconds: float) -> int:
 
     server = Server(("127.0.0.1", 0), Handler)
     print(f"port {server.server_address[1]}", flush=True)
-    stopper = threading.Thread(target=lambda: (sys.stdin.read(), server.shutdown()), daemon=True)
+    def stop_on_eof() -> None:
+        sys.stdin.read()
+        server.shutdown()
+
+    stopper = threading.Thread(target=stop_on_eof, daemon=True)
     stopper.start()  # EOF on stdin (the parent went away or closed it) stops the origin
     server.serve_forever(poll_interval=0.2)
     server.server_close()
@@ -129,7 +134,7 @@ class Endpoints:
 
     def read(self) -> None:
         try:
-            with urllib.request.urlopen(self.url, timeout=5) as response:
+            with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310 - an http(s) URL we were given
                 listed = tuple(json.load(response)["endpoints"])
         except Exception as exc:  # keep the last list: Steward's API is briefly busy, not empty
             self.out.emit(ev="endpoints_error", t=time.time(), err=f"{type(exc).__name__}: {exc}")
@@ -243,7 +248,7 @@ def run_load(args: argparse.Namespace) -> int:
         stop.set()
 
     threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
-    rng = random.Random(args.seed)
+    rng = random.Random(args.seed)  # noqa: S311 - which requests are slow, not a secret
     sent = 0
     failed = 0
     lock = threading.Lock()

@@ -42,13 +42,14 @@ import docker
 import docker.errors
 import yaml
 
+import framework.loadgen
 from framework.api.server import ApiServer, start_api
 from framework.config import load_config
 from framework.localcluster.containerizers.base import LABEL_CLUSTER
 from framework.runtime.app import Runtime, start_runtime
 from tests.integration.images.support import wait_for
 
-LOADGEN = Path(__file__).with_name("loadgen.py")
+LOADGEN = Path(framework.loadgen.__file__)
 PORT_RANGE_WIDTH = 1000
 
 

@@ -72,7 +72,7 @@ def test_local_demo_has_the_documented_services() -> None:
     squid = services["squid"]
     assert squid.container.image == "steward/squid:local"
     assert squid.autoscale is not None
-    assert (squid.autoscale.min, squid.autoscale.max, squid.autoscale.target_per_instance) == (2, 8, 700)
+    assert (squid.autoscale.min, squid.autoscale.max, squid.autoscale.target_per_instance) == (2, 8, 40)
 
 
 def test_squid_autoscale_example_is_the_documented_policy() -> None:
