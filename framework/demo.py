@@ -39,9 +39,9 @@ from framework.config import Config, ConfigError, load_config
 from framework.loadgen import parse_plan
 from framework.operator_cli import Client, CommandError
 
-__all__ = ["DEFAULT_RAMP", "Row", "main_demo", "plot", "ramp_at", "write_csv"]
+__all__ = ["DEFAULT_RAMP", "Row", "describe_ramp", "main_demo", "plot", "ramp_at", "write_csv"]
 
-DEFAULT_RAMP: Final = "10:60,40:30,80:30,140:150,80:30,40:30,10:300"
+DEFAULT_RAMP: Final = "10:60,40:30,80:30,140:150,80:30,40:30,10:180"
 """RATE:SECONDS phases of requests/s through the squids: low, up in steps, plateau, down, low."""
 
 JOB_SECONDS: Final = 120
@@ -69,6 +69,17 @@ def ramp_at(phases: Sequence[tuple[float, float]], elapsed: float) -> float | No
     for rate, seconds in phases:
         if elapsed < seconds:
             return rate
+        elapsed -= seconds
+    return None
+
+
+def describe_ramp(phases: Sequence[tuple[float, float]], elapsed: float) -> str | None:
+    """Where the ramp is, for the live view: ``"load 140 req/s (phase 4 of 7, 35 s left)"``."""
+    if elapsed < 0:
+        return None
+    for number, (rate, seconds) in enumerate(phases, 1):
+        if elapsed < seconds:
+            return f"load {rate:g} req/s (phase {number} of {len(phases)}, {seconds - elapsed:.0f} s left)"
         elapsed -= seconds
     return None
 
@@ -326,13 +337,13 @@ def _scenario(demo: Demo) -> None:
         )
         demo.ramp_started = time.time()
         plateau_at = _plateau_start(demo.phases)
-        demo.phase = f"load ramp: {args.ramp} (RATE:SECONDS); jobs at the plateau ({plateau_at:.0f} s)"
+        demo.phase = f"load ramp {args.ramp} (RATE:SECONDS); the jobs come at the plateau"
         demo.wait(
             lambda: time.time() - (demo.ramp_started or 0) >= plateau_at, plateau_at + 60, "the plateau"
         )
         cluster = _submit_burst(demo)
         demo.note(f"submitted {args.jobs} jobs ({cluster})")
-        demo.phase = f"plateau; {args.jobs} jobs of {args.job_seconds} s submitted: watch the startds follow"
+        demo.phase = f"{args.jobs} jobs of {args.job_seconds} s submitted: watch the startds follow"
         demo.wait(lambda: load.poll() is not None, total + 120, "the end of the load ramp")
         demo.sent_requests, demo.failed_requests = _load_counts(events_path)
         demo.note("load ramp over")
@@ -362,6 +373,19 @@ def _plateau_start(phases: Sequence[tuple[float, float]]) -> float:
             return start
         start += seconds
     return start
+
+
+def _first_error(path: Path) -> str | None:
+    """The first failed request's error in the load generator's output, cut short."""
+    try:
+        with path.open() as source:
+            for line in source:
+                if '"ok":false' in line.replace(" ", ""):
+                    error = str(json.loads(line).get("err", "?"))
+                    return error if len(error) <= 160 else error[:157] + "..."
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
 
 
 def _load_counts(path: Path) -> tuple[int | None, int | None]:
@@ -473,7 +497,7 @@ def _run(demo: Demo) -> int:
     view = LiveView(
         demo.api,
         notes=lambda: [
-            f"Demo: {demo.phase}",
+            f"Demo: {demo.phase}" + _ramp_note(demo),
             f"Log: {log_path}   Figure at the end: {demo.out / 'demo.png'}   Ctrl-C ends the demo early.",
         ],
     ).start()
@@ -508,10 +532,19 @@ def _run(demo: Demo) -> int:
     print(f"steward demo: {outcome}; Steward exited with status {steward_status}")
     if demo.sent_requests is not None:
         print(f"  requests through the squids: {demo.sent_requests:,}, failed: {demo.failed_requests}")
+        if demo.failed_requests:
+            print(f"  the first failure: {_first_error(demo.out / 'loadgen.jsonl')}")
     print(f"  samples: {demo.out / 'demo.csv'}   log: {log_path}")
     if drawn:
         print(f"  figure: {figure}")
     return status if steward_status == 0 else 1
+
+
+def _ramp_note(demo: Demo) -> str:
+    if demo.ramp_started is None or demo.phases is None:
+        return ""
+    where = describe_ramp(demo.phases, time.time() - demo.ramp_started)
+    return f"; {where}" if where else ""
 
 
 def _stop_steward(process: subprocess.Popen[bytes] | None) -> int | None:

@@ -81,7 +81,7 @@ def render(
             print(file=out)
             for name, endpoints in published:
                 print(f"  {name} endpoints: {', '.join(endpoints)}", file=out)
-        decisions = [(s["name"], s["recent_decisions"][-1]) for s in services if s.get("recent_decisions")]
+        decisions = [(s["name"], d) for s in services if (d := _last_decision(s)) is not None]
         if decisions:
             print(file=out)
             print("Last decisions:", file=out)
@@ -101,6 +101,15 @@ def render(
         for line in notes:
             print(line, file=out)
     return out.getvalue()
+
+
+def _last_decision(service: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The latest evaluation (a repeated hold is not in the history), else the history's last."""
+    latest = (service.get("autoscale") or {}).get("last_decision")
+    if latest is not None:
+        return latest  # type: ignore[no-any-return]
+    recent = service.get("recent_decisions") or []
+    return recent[-1] if recent else None
 
 
 class RecentWarnings(logging.Handler):

@@ -82,6 +82,10 @@ SCHEMAS: Final[dict[str, Any]] = {
             "load_missing_reason": _nullable(_STR),
             "load_age_s": _nullable(_NUM),
             "target": _nullable(_INT),
+            "last_decision": {
+                **_nullable(_ref("Decision")),
+                "description": "The latest evaluation, even a repeated hold the history does not keep.",
+            },
         }
     ),
     "Service": _object(

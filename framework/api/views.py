@@ -88,6 +88,7 @@ def autoscale_view(autoscaler: Autoscaler, sample: Sample | None, clock: Clock) 
         "load_missing_reason": sample.reason_missing if sample is not None else "no sample yet",
         "load_age_s": clock.age(sample.observed_at) if sample is not None else None,
         "target": last.target if last is not None else None,
+        "last_decision": decision_view(last, clock) if last is not None else None,
     }
 
 

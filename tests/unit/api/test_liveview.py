@@ -77,6 +77,15 @@ def test_not_ready_an_unreachable_api_and_warnings_are_on_the_screen() -> None:
     assert "waiting for the API" in render(None, [], api_url="http://h:1", clock_text="t")
 
 
+def test_the_latest_evaluation_is_shown_even_when_the_history_kept_an_older_one() -> None:
+    latest = {"age_s": 1.0, "reason": "hold 6: down vote 3 of 5", "applied": True}
+    service = squid()
+    service["autoscale"] = {**service["autoscale"], "last_decision": latest}  # type: ignore[dict-item]
+    text = render(READY, [service], api_url="http://h:1", clock_text="t")
+    assert "  squid    1s ago  hold 6: down vote 3 of 5" in text.splitlines()
+    assert "up 2->4" not in text
+
+
 def test_long_reasons_are_cut_and_unapplied_decisions_marked() -> None:
     decision = {"age_s": 1.0, "reason": "x" * 500, "applied": False}
     text = render(READY, [squid(recent_decisions=[decision])], api_url="http://h:1", clock_text="t")
