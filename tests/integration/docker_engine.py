@@ -20,11 +20,13 @@ import shutil
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import docker.errors
+import pytest
 
 from framework.localcluster.containerizers.docker import connect_docker
 
@@ -115,6 +117,19 @@ def ensure_docker(start_timeout_s: float = 60.0) -> DockerEngine:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(10)
     raise DockerUnavailable(f"{binary} did not answer within {start_timeout_s:g}s (log: {log_path})")
+
+
+def docker_engine_or_fail() -> Iterator[DockerEngine]:
+    """A fixture body: the engine for the tests, stopped after them if it was started for them.
+
+    A missing engine fails the tests (in CI it is a failure, not a skip). Use as
+    ``engine = pytest.fixture(scope="module")(docker_engine_or_fail)``."""
+    try:
+        engine = ensure_docker()
+    except DockerUnavailable as exc:
+        pytest.fail(f"Docker is required for this test: {exc}", pytrace=False)
+    yield engine
+    engine.stop()
 
 
 def busybox_path() -> Path:

@@ -15,14 +15,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
 from framework.localcluster.containerizers.base import LABEL_CLUSTER, LABEL_TASK
-from tests.integration.docker_engine import DockerEngine, DockerUnavailable, ensure_docker, ensure_test_image
+from tests.integration.docker_engine import DockerEngine, docker_engine_or_fail, ensure_test_image
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "deploy" / "scripts" / "local-demo.sh"
@@ -31,14 +30,7 @@ STEWARD = REPO / ".venv" / "bin" / "steward"
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[DockerEngine]:
-    try:
-        engine = ensure_docker()
-    except DockerUnavailable as exc:
-        pytest.fail(f"Docker is required for this test: {exc}", pytrace=False)
-    yield engine
-    engine.stop()
+engine = pytest.fixture(scope="module")(docker_engine_or_fail)
 
 
 def free_port() -> int:
