@@ -10,8 +10,10 @@ key (``volume`` with propagation modes such as ``rshared``/``rslave``, ``cap-add
 ``device``, ``security-opt``, ``user``, ``env``, ``label``, ...; an unknown key fails the launch naming
 it, never silently dropped); cpus become CPU shares and a CFS quota, mem a memory limit
 (``TaskInfo.limits`` override, ``"Infinity"`` meaning none); the executor's sandbox is mounted at
-``/mnt/mesos/sandbox`` as ``MESOS_SANDBOX``. (The local cluster's Docker containerizer has the same
-rules; executors may not import it, and must not carry it into the zipapp.)
+``/mnt/mesos/sandbox`` as ``MESOS_SANDBOX``. The mapping itself is
+:func:`framework.model.docker_run.create_kwargs`, which the local cluster's Docker containerizer uses
+too (executors may not import the local cluster, nor carry it into the zipapp), under the executor's
+stricter rules (``_RULES``: fewer parameters, host-path volumes only, no swap beyond the memory limit).
 
 Ownership. Every container carries labels naming the framework, executor, task and agent, the kind,
 and its *owner*: the executor process (pid, its start time in clock ticks, its pid namespace and the
@@ -29,19 +31,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 from executors.spec import LaunchSpec
+from framework.model.docker_run import (
+    DOCKER_PARAMETERS,
+    SANDBOX_MOUNT,
+    VOLUME_OPTIONS,
+    DockerRules,
+    DockerRunError,
+    create_kwargs,
+)
 from framework.model.proto import TaskInfo
 
 __all__ = [
@@ -65,8 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SANDBOX_MOUNT: Final = "/mnt/mesos/sandbox"
-
 LABEL_MANAGED: Final = "org.steward.executor"
 """Present (value ``1``) on every container a Steward executor made."""
 LABEL_FRAMEWORK: Final = "org.steward.executor.framework-id"
@@ -82,24 +89,21 @@ LABEL_OWNER_PIDNS: Final = "org.steward.executor.owner-pidns"
 """Inode of the owner's pid namespace: pids are only comparable inside the same one."""
 LABEL_BOOT_ID: Final = "org.steward.executor.boot-id"
 
-CPU_SHARES_PER_CPU: Final = 1024
-MIN_CPU_SHARES: Final = 2
-CPU_CFS_PERIOD_US: Final = 100_000
-MIN_CPU_CFS_QUOTA_US: Final = 1_000
-MIN_MEMORY_BYTES: Final = 32 * 1024 * 1024
-MIB: Final = 1024 * 1024
-
-_VOLUME_OPTIONS: Final = frozenset(
-    {"ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate", "nocopy"}
+_RULES: Final = DockerRules(
+    runner="the Steward executor",
+    # Fewer keys than Mesos maps: none that would override the executor's own resource settings
+    # (cpu-shares, memory-swap, memory-reservation) or share host namespaces (ipc, pid, uts), and
+    # not ulimit or dns-search/dns-opt.
+    parameters=DOCKER_PARAMETERS
+    - {"cpu-shares", "memory-swap", "memory-reservation", "ipc", "pid", "uts", "ulimit"}
+    - {"dns-search", "dns-opt", "dns-option"},
+    volume_options=VOLUME_OPTIONS - {"consistent", "cached", "delegated"},
+    networks=frozenset({"HOST", "BRIDGE", "NONE"}),
+    mesos_volumes=False,  # host_path bind mounts only (all Steward builds); no named volumes
+    allow_swap=False,  # swap would let a task outgrow its memory unnoticed; the OOM killer must see it
 )
-_REJECTED_PARAMETERS: Final = {
-    "name": "the executor names the container itself",
-    "rm": "the executor removes the container itself, after reading its exit status",
-    "detach": "the executor always detaches",
-    "restart": "restarts are Steward's business, not Docker's",
-    "entrypoint": "the entrypoint is set by CommandInfo.shell",
-    "log-driver": "the executor reads the container's log tail through Docker",
-}
+"""How the executor maps a ``ContainerInfo`` (:mod:`framework.model.docker_run`): a stricter subset of
+what Mesos's Docker containerizer (and the local cluster's) accepts, and no swap beyond the limit."""
 
 
 class LaunchError(Exception):
@@ -209,154 +213,6 @@ def container_name_for(task_id: str) -> str:
     return f"steward-{clean}-{uuid.uuid4().hex[:8]}"
 
 
-def _bool_value(key: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("", "true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise _invalid(f"docker parameter '{key}' expects true or false, not '{value}'")
-
-
-def _key_value(key: str, value: str, sep: str = "=") -> tuple[str, str]:
-    name, found, rest = value.partition(sep)
-    if not found or not name:
-        raise _invalid(f"docker parameter '{key}' expects KEY{sep}VALUE, not '{value}'")
-    return name, rest
-
-
-def _volume_spec(value: str, sandbox: str, key: str) -> str:
-    parts = value.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise _invalid(f"docker parameter '{key}' expects src:dst[:options], not '{value}'")
-    source, target = parts[0], parts[1]
-    if not target.startswith("/"):
-        raise _invalid(f"docker parameter '{key}': container path '{target}' must be absolute")
-    if "/" in source and not source.startswith("/"):
-        source = str(PurePosixPath(sandbox) / source)
-    if len(parts) == 2:
-        return f"{source}:{target}"
-    options = [o for o in parts[2].split(",") if o]
-    unknown = [o for o in options if o not in _VOLUME_OPTIONS]
-    if unknown:
-        raise _invalid(f"docker parameter '{key}': unsupported volume option(s) {', '.join(unknown)}")
-    if "ro" in options and "rw" in options:
-        raise _invalid(f"docker parameter '{key}': both ro and rw in '{value}'")
-    return f"{source}:{target}:{','.join(options)}" if options else f"{source}:{target}"
-
-
-def _device_spec(value: str) -> str:
-    parts = value.split(":")
-    if not parts[0].startswith("/") or len(parts) > 3:
-        raise _invalid(f"docker parameter 'device' expects /dev/x[:/dev/y][:rwm], not '{value}'")
-    if len(parts) == 1:
-        return f"{parts[0]}:{parts[0]}:rwm"
-    if len(parts) == 2:
-        if parts[1].startswith("/"):
-            return f"{parts[0]}:{parts[1]}:rwm"
-        target, permissions = parts[0], parts[1]
-    else:
-        target, permissions = parts[1], parts[2]
-    if not permissions or set(permissions) - set("rwm"):
-        raise _invalid(f"docker parameter 'device': bad permissions '{permissions}' in '{value}'")
-    return f"{parts[0]}:{target}:{permissions}"
-
-
-def _int_value(key: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise _invalid(f"docker parameter '{key}' expects an integer, not '{value}'") from None
-
-
-def _apply_parameters(params: Iterable[tuple[str, str]], kwargs: dict[str, Any], sandbox: str) -> str | None:
-    """Fold ``docker.parameters`` into ``kwargs``; return the network they select, if any."""
-    network: str | None = None
-    for raw_key, value in params:
-        key = raw_key.lstrip("-")
-        if key in _REJECTED_PARAMETERS:
-            raise _invalid(f"docker parameter '{key}' is not supported: {_REJECTED_PARAMETERS[key]}")
-        if key in ("net", "network"):
-            network = network or value  # as Mesos: the first one wins
-        elif key in ("volume", "v"):
-            kwargs["volumes"].append(_volume_spec(value, sandbox, key))
-        elif key == "cap-add":
-            kwargs.setdefault("cap_add", []).append(value)
-        elif key == "cap-drop":
-            kwargs.setdefault("cap_drop", []).append(value)
-        elif key == "device":
-            kwargs.setdefault("devices", []).append(_device_spec(value))
-        elif key == "security-opt":
-            kwargs.setdefault("security_opt", []).append(value)
-        elif key in ("user", "u"):
-            kwargs["user"] = value
-        elif key in ("env", "e"):
-            name, env_value = _key_value(key, value)
-            kwargs["environment"][name] = env_value
-        elif key in ("label", "l"):
-            name, _, label_value = value.partition("=")
-            if not name:
-                raise _invalid(f"docker parameter '{key}' expects key[=value], not '{value}'")
-            kwargs["labels"][name] = label_value
-        elif key in ("hostname", "h"):
-            kwargs["hostname"] = value
-        elif key in ("workdir", "w"):
-            kwargs["working_dir"] = value
-        elif key == "shm-size":
-            kwargs["shm_size"] = value
-        elif key == "tmpfs":
-            path, _, options = value.partition(":")
-            if not path.startswith("/"):
-                raise _invalid(f"docker parameter 'tmpfs' expects /path[:options], not '{value}'")
-            kwargs.setdefault("tmpfs", {})[path] = options
-        elif key == "init":
-            kwargs["init"] = _bool_value(key, value)
-        elif key == "read-only":
-            kwargs["read_only"] = _bool_value(key, value)
-        elif key == "privileged":
-            kwargs["privileged"] = _bool_value(key, value)
-        elif key == "pids-limit":
-            kwargs["pids_limit"] = _int_value(key, value)
-        elif key == "oom-score-adj":
-            kwargs["oom_score_adj"] = _int_value(key, value)
-        elif key == "sysctl":
-            name, sysctl_value = _key_value(key, value)
-            kwargs.setdefault("sysctls", {})[name] = sysctl_value
-        elif key == "group-add":
-            kwargs.setdefault("group_add", []).append(value)
-        elif key == "stop-signal":
-            kwargs["stop_signal"] = value
-        elif key == "add-host":
-            host, ip = _key_value(key, value, ":")
-            kwargs.setdefault("extra_hosts", {})[host] = ip
-        elif key == "dns":
-            kwargs.setdefault("dns", []).append(value)
-        else:
-            raise _invalid(f"docker parameter '{key}' is not supported by the Steward executor")
-    return network
-
-
-def _scalar(task: TaskInfo, name: str) -> float | None:
-    values = [r.scalar.value for r in task.resources if r.name == name and r.scalar is not None]
-    return sum(values) if values else None
-
-
-def _limit(task: TaskInfo, name: str) -> float | None:
-    if task.limits is None or name not in task.limits:
-        return None
-    value = task.limits[name].value
-    return math.inf if value == "Infinity" else float(value)
-
-
-def _port_ranges(task: TaskInfo) -> list[tuple[int, int]]:
-    return [
-        (r.begin, r.end)
-        for resource in task.resources
-        if resource.name == "ports" and resource.ranges is not None
-        for r in resource.ranges.range
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class TaskIdentity:
     """The IDs a container is labelled with (and the environment it is told)."""
@@ -381,119 +237,55 @@ def container_kwargs(
     Pure: no Docker call, no file access. ``sandbox`` is the executor's sandbox as a **host** path
     (``MESOS_DIRECTORY``), bind-mounted at ``/mnt/mesos/sandbox``; None mounts nothing. Raises
     ``LaunchError`` (TASK_ERROR, REASON_TASK_INVALID) for a description Docker cannot run.
+
+    The mapping is :func:`framework.model.docker_run.create_kwargs` under the executor's rules; what
+    is the executor's own is the environment (the command's, no secrets by value, plus the
+    ``MESOS_*`` IDs) and the ownership labels.
     """
-    info = spec.container.docker
-    if info is None or not info.image:
-        raise _invalid("container.docker.image is required")
     command = spec.command
-    kwargs: dict[str, Any] = {"image": info.image, "name": name, "detach": True}
 
-    if command.shell is None or command.shell:
-        if not command.value:
-            raise _invalid("Shell specified but no command value provided")
-        kwargs["entrypoint"] = ["/bin/sh", "-c"]
-        kwargs["command"] = [command.value]
-    else:
-        argv = ([command.value] if command.value else []) + list(command.arguments)
-        if argv:
-            kwargs["command"] = argv
-    if command.user:
-        kwargs["user"] = command.user
+    def environment() -> dict[str, str]:
+        env: dict[str, str] = {}
+        if command.environment is not None:
+            for variable in command.environment.variables:
+                if variable.type == "SECRET":
+                    raise _invalid(f"environment variable {variable.name}: secrets are not passed by value")
+                env[variable.name] = variable.value or ""
+        env.update(
+            {
+                "MESOS_TASK_ID": ids.task_id,
+                "MESOS_EXECUTOR_ID": ids.executor_id,
+                "MESOS_FRAMEWORK_ID": ids.framework_id,
+                "MESOS_CONTAINER_NAME": name,
+            }
+        )
+        if sandbox is not None:
+            env["MESOS_SANDBOX"] = SANDBOX_MOUNT
+        return env
 
-    environment: dict[str, str] = {}
-    if command.environment is not None:
-        for variable in command.environment.variables:
-            if variable.type == "SECRET":
-                raise _invalid(f"environment variable {variable.name}: secrets are not passed by value")
-            environment[variable.name] = variable.value or ""
-    environment.update(
-        {
-            "MESOS_TASK_ID": ids.task_id,
-            "MESOS_EXECUTOR_ID": ids.executor_id,
-            "MESOS_FRAMEWORK_ID": ids.framework_id,
-            "MESOS_CONTAINER_NAME": name,
-        }
-    )
-    if sandbox is not None:
-        environment["MESOS_SANDBOX"] = SANDBOX_MOUNT
-    kwargs["environment"] = environment
-    kwargs["labels"] = {}
-
-    volumes: list[str] = []
-    for volume in spec.container.volumes:
-        target = volume.container_path
-        if not target.startswith("/"):
-            target = str(PurePosixPath(SANDBOX_MOUNT) / target)
-        mode = {"RW": "rw", "RO": "ro"}.get(volume.mode)
-        if mode is None:
-            raise _invalid(f"volume {volume.container_path}: unsupported mode {volume.mode!r}")
-        if volume.host_path is None:
-            raise _invalid(f"volume {volume.container_path}: only host_path volumes are supported")
-        source = volume.host_path
-        if not source.startswith("/"):
-            if sandbox is None:
-                raise _invalid(f"volume {volume.container_path}: a relative host_path needs a sandbox")
-            source = str(PurePosixPath(sandbox) / source)
-        volumes.append(f"{source}:{target}:{mode}")
-    kwargs["volumes"] = volumes
-
-    cpus, mem = _scalar(task, "cpus"), _scalar(task, "mem")
-    cpu_limit, mem_limit = _limit(task, "cpus"), _limit(task, "mem")
-    if cpus is not None:
-        kwargs["cpu_shares"] = max(int(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES)
-    quota_cpus = cpu_limit if cpu_limit is not None else cpus
-    if quota_cpus is not None and not math.isinf(quota_cpus):
-        kwargs["cpu_period"] = CPU_CFS_PERIOD_US
-        kwargs["cpu_quota"] = max(int(CPU_CFS_PERIOD_US * quota_cpus), MIN_CPU_CFS_QUOTA_US)
-    memory = mem_limit if mem_limit is not None else mem
-    if memory is not None and not math.isinf(memory):
-        kwargs["mem_limit"] = max(int(memory * MIB), MIN_MEMORY_BYTES)
-        # Swap would let a task outgrow its memory unnoticed; the OOM killer must see the limit.
-        kwargs["memswap_limit"] = kwargs["mem_limit"]
-    if mem_limit is not None and mem is not None:
-        kwargs["mem_reservation"] = max(int(mem * MIB), MIN_MEMORY_BYTES)
-    if info.privileged:
-        kwargs["privileged"] = True
-
-    param_network = _apply_parameters(((p.key, p.value) for p in info.parameters), kwargs, sandbox or "")
-    if sandbox is not None:
-        kwargs["volumes"].append(f"{sandbox}:{SANDBOX_MOUNT}:rw")
-
-    # Our own labels last, so that parameters cannot forge them.
-    kwargs["labels"].update(
-        {
-            LABEL_MANAGED: "1",
-            LABEL_FRAMEWORK: ids.framework_id,
-            LABEL_EXECUTOR: ids.executor_id,
-            LABEL_AGENT: ids.agent_id,
-            LABEL_TASK: ids.task_id,
-            LABEL_KIND: spec.kind,
-            **owner.labels(),
-        }
-    )
-
-    mode_name = info.network or "HOST"
-    network = {"HOST": "host", "BRIDGE": "bridge", "NONE": "none"}.get(mode_name)
-    if network is None:
-        raise _invalid(f"network mode {mode_name} is not supported by the Steward executor")
-    network = param_network or network
-    kwargs["network_mode"] = network
-    if spec.container.hostname:
-        kwargs["hostname"] = spec.container.hostname
-    if network == "host" and "hostname" in kwargs:
-        raise _invalid("Unable to set hostname with host network mode")
-    if info.port_mappings:
-        if network in ("host", "none"):
-            raise _invalid("Port mappings are only supported for bridge and user-defined networks")
-        ranges = _port_ranges(task)
-        ports: dict[str, int] = {}
-        for mapping in info.port_mappings:
-            if not any(begin <= mapping.host_port <= end for begin, end in ranges):
-                raise _invalid(f"Port [{mapping.host_port}] not included in resources")
-            protocol = (mapping.protocol or "tcp").lower()
-            ports[f"{mapping.container_port}/{protocol}"] = mapping.host_port
-        kwargs["ports"] = ports
-    return kwargs
+    own_labels = {
+        LABEL_MANAGED: "1",
+        LABEL_FRAMEWORK: ids.framework_id,
+        LABEL_EXECUTOR: ids.executor_id,
+        LABEL_AGENT: ids.agent_id,
+        LABEL_TASK: ids.task_id,
+        LABEL_KIND: spec.kind,
+        **owner.labels(),
+    }
+    try:
+        return create_kwargs(
+            spec.container,
+            command,
+            task,
+            _RULES,
+            name=name,
+            sandbox=sandbox,
+            environment=environment,
+            labels={},
+            own_labels=own_labels,
+        )
+    except DockerRunError as exc:
+        raise _invalid(exc.message) from None
 
 
 # --- the engine --------------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ The mapping from a ``TaskInfo`` to a container follows Mesos's Docker containeri
 ``docker_run_kwargs(request, container_name=...)``, which returns the keyword arguments of
 ``client.containers.create``/``run`` or raises ``LaunchFailed`` with the message Mesos would give
 (``Shell specified but no command value provided``, ``Port [31999] not included in resources``, an
-unsupported ``parameters`` key, ...). Highlights:
+unsupported ``parameters`` key, ...). It checks what only a containerizer checks (a Docker
+``ContainerInfo``, a ``CommandInfo``, a valid health check), builds the environment and the labels,
+and leaves the rest to :func:`framework.model.docker_run.create_kwargs` under Mesos's rules in full
+(the Steward executor uses the same function under stricter ones). Highlights:
 
 * shell commands (the default) replace the image entrypoint with ``/bin/sh -c <value>``; with
   ``shell: false`` the image entrypoint stays and ``value`` then ``arguments`` become its CMD;
@@ -38,14 +41,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
 from typing import Any
 
 import docker
 import docker.errors
-import docker.types
-import msgspec
 from docker.models.containers import Container
 
 from framework.localcluster.containerizers.base import (
@@ -79,7 +79,8 @@ from framework.localcluster.health import (
     tcp_probe,
     validate_health_check,
 )
-from framework.model.proto import CommandInfo, HealthCheck, TaskInfo, TaskState
+from framework.model.docker_run import SANDBOX_MOUNT, DockerRules, DockerRunError, create_kwargs
+from framework.model.proto import CommandInfo, HealthCheck, TaskState
 
 __all__ = [
     "LABEL_INSTANCE",
@@ -95,7 +96,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SANDBOX_MOUNT = "/mnt/mesos/sandbox"
 LABEL_OWNER_PID = "org.steward.localcluster-pid"
 """pid of the process whose containerizer created the container (orphan detection)."""
 LABEL_OWNER_START = "org.steward.localcluster-pid-start"
@@ -105,44 +105,13 @@ LABEL_INSTANCE = "org.steward.containerizer-instance"
 TASK_LABEL_PREFIX = "org.steward.task-label."
 """``TaskInfo.labels`` become docker labels under this prefix."""
 
-CPU_SHARES_PER_CPU = 1024
-MIN_CPU_SHARES = 2
-CPU_CFS_PERIOD_US = 100_000
-MIN_CPU_CFS_QUOTA_US = 1_000
-MIN_MEMORY_BYTES = 32 * 1024 * 1024
-MIB = 1024 * 1024
-
 _MIN_API_VERSION = "1.24"
 """Oldest Engine API the negotiation request is sent with (every engine since 1.12 answers it)."""
 _LOG_TAIL_LINES = 2000
 _MESSAGE_TAIL_LINES = 10
 
-_VOLUME_OPTIONS = frozenset(
-    {
-        "ro",
-        "rw",
-        "z",
-        "Z",
-        "shared",
-        "rshared",
-        "slave",
-        "rslave",
-        "private",
-        "rprivate",
-        "nocopy",
-        "consistent",
-        "cached",
-        "delegated",
-    }
-)
-_REJECTED_PARAMETERS = {
-    "name": "Mesos names the container itself",
-    "rm": "the containerizer removes containers after their exit itself",
-    "detach": "the containerizer always detaches",
-    "restart": "restarts are the scheduler's business, not Docker's",
-    "log-driver": "the containerizer reads the container's logs through Docker",
-    "entrypoint": "the entrypoint is set by CommandInfo.shell",
-}
+_RULES = DockerRules(runner="the local cluster's Docker containerizer")
+"""Mesos's Docker containerizer's rules in full (:mod:`framework.model.docker_run`)."""
 
 
 # --- the pure mapping ---------------------------------------------------------------------------
@@ -155,241 +124,6 @@ def container_name_for(agent_id: str, task_id: str, suffix: str | None = None) -
         return re.sub(r"[^a-zA-Z0-9_.-]", "_", text)[:limit] or "_"
 
     return f"mesos-{clean(agent_id, 40)}-{clean(task_id, 80)}-{suffix or uuid.uuid4().hex[:8]}"
-
-
-def _bool_value(key: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("", "true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise LaunchFailed(f"docker parameter '{key}' expects true or false, not '{value}'")
-
-
-def _key_value(key: str, value: str, sep: str = "=") -> tuple[str, str]:
-    if sep not in value:
-        raise LaunchFailed(f"docker parameter '{key}' expects KEY{sep}VALUE, not '{value}'")
-    name, _, rest = value.partition(sep)
-    if not name:
-        raise LaunchFailed(f"docker parameter '{key}' expects KEY{sep}VALUE, not '{value}'")
-    return name, rest
-
-
-def _volume_spec(value: str, sandbox: Path, key: str = "volume") -> str:
-    parts = value.split(":")
-    if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1]:
-        raise LaunchFailed(f"docker parameter '{key}' expects src:dst[:options], not '{value}'")
-    source, target = parts[0], parts[1]
-    if not target.startswith("/"):
-        raise LaunchFailed(f"docker parameter '{key}': container path '{target}' must be absolute")
-    if "/" in source and not source.startswith("/"):
-        source = str(sandbox / source)  # relative host path: inside the sandbox, as for Volume.host_path
-    if len(parts) == 3:
-        options = [o for o in parts[2].split(",") if o]
-        unknown = [o for o in options if o not in _VOLUME_OPTIONS]
-        if unknown:
-            raise LaunchFailed(f"docker parameter '{key}': unsupported volume option(s) {', '.join(unknown)}")
-        if "ro" in options and "rw" in options:
-            raise LaunchFailed(f"docker parameter '{key}': both ro and rw in '{value}'")
-        return f"{source}:{target}:{','.join(options)}" if options else f"{source}:{target}"
-    return f"{source}:{target}"
-
-
-def _device_spec(value: str) -> str:
-    parts = value.split(":")
-    if not parts[0].startswith("/") or len(parts) > 3:
-        raise LaunchFailed(f"docker parameter 'device' expects /dev/x[:/dev/y[:rwm]], not '{value}'")
-    if len(parts) == 1:
-        return f"{parts[0]}:{parts[0]}:rwm"
-    if len(parts) == 2:
-        if parts[1].startswith("/"):
-            return f"{parts[0]}:{parts[1]}:rwm"
-        permissions = parts[1]
-        target = parts[0]
-    else:
-        target, permissions = parts[1], parts[2]
-    if not permissions or set(permissions) - set("rwm"):
-        raise LaunchFailed(f"docker parameter 'device': bad permissions '{permissions}' in '{value}'")
-    return f"{parts[0]}:{target}:{permissions}"
-
-
-def _ulimit(value: str) -> docker.types.Ulimit:
-    name, limits = _key_value("ulimit", value)
-    soft_text, _, hard_text = limits.partition(":")
-    try:
-        soft = -1 if soft_text == "unlimited" else int(soft_text)
-        hard = soft if not hard_text else (-1 if hard_text == "unlimited" else int(hard_text))
-    except ValueError:
-        raise LaunchFailed(f"docker parameter 'ulimit' expects name=soft[:hard], not '{value}'") from None
-    return docker.types.Ulimit(name=name, soft=soft, hard=hard)
-
-
-def _int_value(key: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise LaunchFailed(f"docker parameter '{key}' expects an integer, not '{value}'") from None
-
-
-def _apply_parameters(params: Iterable[tuple[str, str]], kwargs: dict[str, Any], sandbox: Path) -> str | None:
-    """Fold ``docker.parameters`` into ``kwargs``; return the network they select (``net``/``network``)."""
-    network: str | None = None
-    for raw_key, value in params:
-        key = raw_key.lstrip("-")
-        if key in _REJECTED_PARAMETERS:
-            raise LaunchFailed(
-                f"docker parameter '{key}' is not supported: {_REJECTED_PARAMETERS[key]}",
-                state=TaskState.TASK_FAILED,
-            )
-        if key in ("net", "network"):
-            if network is None:  # Mesos: the first one wins
-                network = value
-        elif key in ("volume", "v"):
-            kwargs.setdefault("volumes", []).append(_volume_spec(value, sandbox, key))
-        elif key == "cap-add":
-            kwargs.setdefault("cap_add", []).append(value)
-        elif key == "cap-drop":
-            kwargs.setdefault("cap_drop", []).append(value)
-        elif key == "device":
-            kwargs.setdefault("devices", []).append(_device_spec(value))
-        elif key == "security-opt":
-            kwargs.setdefault("security_opt", []).append(value)
-        elif key in ("user", "u"):
-            kwargs["user"] = value
-        elif key in ("env", "e"):
-            name, env_value = _key_value(key, value)
-            kwargs.setdefault("environment", {})[name] = env_value
-        elif key in ("label", "l"):
-            name, _, label_value = value.partition("=")
-            if not name:
-                raise LaunchFailed(f"docker parameter '{key}' expects key[=value], not '{value}'")
-            kwargs.setdefault("labels", {})[name] = label_value
-        elif key in ("hostname", "h"):
-            kwargs["hostname"] = value
-        elif key in ("workdir", "w"):
-            kwargs["working_dir"] = value
-        elif key == "shm-size":
-            kwargs["shm_size"] = value
-        elif key == "ulimit":
-            kwargs.setdefault("ulimits", []).append(_ulimit(value))
-        elif key == "tmpfs":
-            path, _, options = value.partition(":")
-            if not path.startswith("/"):
-                raise LaunchFailed(f"docker parameter 'tmpfs' expects /path[:options], not '{value}'")
-            kwargs.setdefault("tmpfs", {})[path] = options
-        elif key == "init":
-            kwargs["init"] = _bool_value(key, value)
-        elif key == "read-only":
-            kwargs["read_only"] = _bool_value(key, value)
-        elif key == "privileged":
-            kwargs["privileged"] = _bool_value(key, value)
-        elif key == "pids-limit":
-            kwargs["pids_limit"] = _int_value(key, value)
-        elif key == "memory-swap":
-            kwargs["memswap_limit"] = -1 if value.strip() == "-1" else value
-        elif key == "memory-reservation":
-            kwargs["mem_reservation"] = value
-        elif key == "oom-score-adj":
-            kwargs["oom_score_adj"] = _int_value(key, value)
-        elif key == "cpu-shares":
-            kwargs["cpu_shares"] = _int_value(key, value)
-        elif key == "add-host":
-            host, ip = _key_value(key, value, ":")
-            kwargs.setdefault("extra_hosts", {})[host] = ip
-        elif key == "dns":
-            kwargs.setdefault("dns", []).append(value)
-        elif key == "dns-search":
-            kwargs.setdefault("dns_search", []).append(value)
-        elif key in ("dns-opt", "dns-option"):
-            kwargs.setdefault("dns_opt", []).append(value)
-        elif key == "sysctl":
-            name, sysctl_value = _key_value(key, value)
-            kwargs.setdefault("sysctls", {})[name] = sysctl_value
-        elif key == "group-add":
-            kwargs.setdefault("group_add", []).append(value)
-        elif key == "stop-signal":
-            kwargs["stop_signal"] = value
-        elif key == "ipc":
-            kwargs["ipc_mode"] = value
-        elif key == "pid":
-            kwargs["pid_mode"] = value
-        elif key == "uts":
-            kwargs["uts_mode"] = value
-        else:
-            raise LaunchFailed(
-                f"docker parameter '{key}' is not supported by the local cluster's Docker containerizer"
-            )
-    return network
-
-
-def _scalar(task: TaskInfo, name: str) -> float | None:
-    values = [r.scalar.value for r in task.resources if r.name == name and r.scalar is not None]
-    return sum(values) if values else None
-
-
-def _limit(task: TaskInfo, name: str) -> float | None:
-    if task.limits is None or name not in task.limits:
-        return None
-    value = task.limits[name].value
-    return math.inf if value == "Infinity" else float(value)
-
-
-def _port_ranges(task: TaskInfo) -> list[tuple[int, int]]:
-    return [
-        (r.begin, r.end)
-        for resource in task.resources
-        if resource.name == "ports" and resource.ranges is not None
-        for r in resource.ranges.range
-    ]
-
-
-def _network_info_name(raw: msgspec.Raw) -> str:
-    infos = msgspec.json.decode(raw) if raw else []
-    if not isinstance(infos, list) or not infos:
-        raise LaunchFailed("No network info found in container info")
-    if len(infos) > 1:
-        raise LaunchFailed("Only a single network can be defined in Docker run")
-    name = infos[0].get("name") if isinstance(infos[0], dict) else None
-    if not name:
-        raise LaunchFailed("No network name found in network info")
-    return str(name)
-
-
-def _volumes(task: TaskInfo, sandbox: Path) -> tuple[list[str], str | None]:
-    specs: list[str] = []
-    driver: str | None = None
-    assert task.container is not None
-    for volume in task.container.volumes:
-        target = volume.container_path
-        if not target.startswith("/"):
-            target = str(PurePosixPath(SANDBOX_MOUNT) / target)
-        mode = {"RW": "rw", "RO": "ro"}.get(volume.mode)
-        if mode is None:
-            raise LaunchFailed("Unsupported volume mode")
-        if volume.host_path is not None:
-            if not volume.host_path.startswith("/") and not volume.container_path.startswith("/"):
-                raise LaunchFailed(
-                    f"Both host_path '{volume.host_path}' and container_path '{volume.container_path}' "
-                    "of a volume are relative"
-                )
-            source = volume.host_path if volume.host_path.startswith("/") else str(sandbox / volume.host_path)
-            specs.append(f"{source}:{target}:{mode}")
-        elif volume.source:
-            info = msgspec.json.decode(volume.source)
-            if not isinstance(info, dict) or info.get("type") != "DOCKER_VOLUME":
-                continue  # Mesos's Docker containerizer ignores other source types
-            docker_volume = info.get("docker_volume") or {}
-            name = docker_volume.get("name")
-            if not name:
-                raise LaunchFailed("DOCKER_VOLUME source without a volume name")
-            if docker_volume.get("driver"):
-                if driver is not None and driver != docker_volume["driver"]:
-                    raise LaunchFailed("Only one volume driver is supported")
-                driver = str(docker_volume["driver"])
-            specs.append(f"{name}:{target}:{mode}")
-        else:
-            raise LaunchFailed("Host path or volume source is required")
-    return specs, driver
 
 
 def docker_run_kwargs(
@@ -427,115 +161,40 @@ def docker_run_kwargs(
         if problem is not None:
             raise LaunchFailed(problem, state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID)
 
-    sandbox = request.sandbox
-    kwargs: dict[str, Any] = {"image": info.image, "name": container_name, "detach": True}
-
-    # Command: shell replaces the entrypoint; otherwise value + arguments become the CMD.
-    shell = command.shell is None or command.shell
-    if shell:
-        if not command.value:
-            raise LaunchFailed(
-                "Shell specified but no command value provided",
-                state=TaskState.TASK_ERROR,
-                reason=REASON_TASK_INVALID,
-            )
-        kwargs["entrypoint"] = ["/bin/sh", "-c"]
-        kwargs["command"] = [command.value]
-    else:
-        cmd = ([command.value] if command.value else []) + list(command.arguments)
-        if cmd:
-            kwargs["command"] = cmd
-    if command.user:
-        kwargs["user"] = command.user
-
-    # Environment and labels.
-    env = task_environment(request, sandbox_path=SANDBOX_MOUNT, container_name=container_name)
-    kwargs["environment"] = env
     labels: dict[str, str] = {}
     if task.labels is not None:
-        for label in task.labels.labels:
-            labels[TASK_LABEL_PREFIX + label.key] = label.value or ""
-    kwargs["labels"] = labels
-
-    # Volumes: the task's, then the sandbox (Mesos appends it last).
-    volumes, volume_driver = _volumes(task, sandbox)
-    if info.volume_driver:
-        if volume_driver is not None and volume_driver != info.volume_driver:
-            raise LaunchFailed("Only one volume driver per task is supported")
-        volume_driver = info.volume_driver
-    if volume_driver is not None:
-        kwargs["volume_driver"] = volume_driver
-    kwargs["volumes"] = volumes
-
-    # Resources: shares from the request, quota and memory from the limit (else the request).
-    cpus, mem = _scalar(task, "cpus"), _scalar(task, "mem")
-    cpu_limit, mem_limit = _limit(task, "cpus"), _limit(task, "mem")
-    if cpus is not None:
-        kwargs["cpu_shares"] = max(int(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES)
-    quota_cpus = cpu_limit if cpu_limit is not None else (cpus if enable_cfs_quota else None)
-    if quota_cpus is not None and not math.isinf(quota_cpus):
-        kwargs["cpu_period"] = CPU_CFS_PERIOD_US
-        kwargs["cpu_quota"] = max(int(CPU_CFS_PERIOD_US * quota_cpus), MIN_CPU_CFS_QUOTA_US)
-    if mem_limit is not None:
-        if not math.isinf(mem_limit):
-            kwargs["mem_limit"] = max(int(mem_limit * MIB), MIN_MEMORY_BYTES)
-        if mem is not None:
-            kwargs["mem_reservation"] = max(int(mem * MIB), MIN_MEMORY_BYTES)
-    elif mem is not None:
-        kwargs["mem_limit"] = max(int(mem * MIB), MIN_MEMORY_BYTES)
-    if info.privileged:
-        kwargs["privileged"] = True
-
-    # Parameters may add volumes, env, labels, ... and select the network.
-    param_network = _apply_parameters(((p.key, p.value) for p in info.parameters), kwargs, sandbox)
-    kwargs["volumes"].append(f"{sandbox}:{SANDBOX_MOUNT}:rw")
-
-    # The containerizer's own labels last, so parameters cannot forge them.
-    kwargs["labels"].update(
-        {
-            LABEL_CLUSTER: request.cluster_id,
-            LABEL_AGENT: request.agent_id,
-            LABEL_FRAMEWORK: request.framework_id,
-            LABEL_TASK: task.task_id.value,
-        }
-    )
+        labels = {TASK_LABEL_PREFIX + label.key: label.value or "" for label in task.labels.labels}
+    own_labels = {
+        LABEL_CLUSTER: request.cluster_id,
+        LABEL_AGENT: request.agent_id,
+        LABEL_FRAMEWORK: request.framework_id,
+        LABEL_TASK: task.task_id.value,
+    }
     if owner_pid is not None:
-        kwargs["labels"][LABEL_OWNER_PID] = str(owner_pid)
+        own_labels[LABEL_OWNER_PID] = str(owner_pid)
     if owner_start is not None:
-        kwargs["labels"][LABEL_OWNER_START] = str(owner_start)
+        own_labels[LABEL_OWNER_START] = str(owner_start)
     if instance is not None:
-        kwargs["labels"][LABEL_INSTANCE] = instance
-
-    # Network.
-    mode = info.network or "HOST"
-    network = {"HOST": "host", "BRIDGE": "bridge", "NONE": "none"}.get(mode)
-    if mode == "USER":
-        network = _network_info_name(container.network_infos)
-    if network is None:
-        raise LaunchFailed(f"Unsupported Network mode: {mode}")
-    if param_network is not None:
-        network = param_network
-    kwargs["network_mode"] = network
-    if container.hostname:
-        if network == "host":
-            raise LaunchFailed("Unable to set hostname with host network mode")
-        kwargs["hostname"] = container.hostname
-    elif network == "host" and "hostname" in kwargs:
-        raise LaunchFailed("Unable to set hostname with host network mode")
-    if info.port_mappings:
-        if network in ("host", "none"):
-            raise LaunchFailed("Port mappings are only supported for bridge and user-defined networks")
-        ranges = _port_ranges(task)
-        if not ranges:
-            raise LaunchFailed("Port mappings require port resources")
-        ports: dict[str, int] = {}
-        for mapping in info.port_mappings:
-            if not any(begin <= mapping.host_port <= end for begin, end in ranges):
-                raise LaunchFailed(f"Port [{mapping.host_port}] not included in resources")
-            protocol = (mapping.protocol or "tcp").lower()
-            ports[f"{mapping.container_port}/{protocol}"] = mapping.host_port
-        kwargs["ports"] = ports
-    return kwargs
+        own_labels[LABEL_INSTANCE] = instance
+    try:
+        return create_kwargs(
+            container,
+            command,
+            task,
+            _RULES,
+            name=container_name,
+            sandbox=str(request.sandbox),
+            environment=lambda: task_environment(
+                request, sandbox_path=SANDBOX_MOUNT, container_name=container_name
+            ),
+            labels=labels,
+            own_labels=own_labels,
+            cfs_quota=enable_cfs_quota,
+        )
+    except DockerRunError as exc:
+        if exc.task_error:
+            raise LaunchFailed(exc.message, state=TaskState.TASK_ERROR, reason=REASON_TASK_INVALID) from None
+        raise LaunchFailed(exc.message) from None
 
 
 # --- health probes inside a container's network namespace ------------------------------------------
