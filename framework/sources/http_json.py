@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from framework.core.autoscale import Sample
 from framework.sources.base import (
-    BoundedCall,
     NoValue,
     Params,
     Scalar,
@@ -33,13 +30,12 @@ from framework.sources.base import (
     describe_error,
     shorten,
 )
-from framework.sources.http import HttpGet, redact_url
+from framework.sources.http import redact_url
+from framework.sources.http_source import HttpLoadSource
 
 __all__ = ["HttpJsonParams", "HttpJsonSource", "extract_field", "parse_field_path", "parse_json_load"]
 
 log = logging.getLogger(__name__)
-
-_GRACE_S = 1.0
 
 
 def parse_field_path(path: str) -> tuple[str, ...]:
@@ -131,45 +127,11 @@ def parse_json_load(status: int, body: bytes, params: HttpJsonParams) -> tuple[f
     return value, instances
 
 
-class HttpJsonSource:
+class HttpJsonSource(HttpLoadSource[HttpJsonParams]):
     """Load source over a JSON document (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        service: str,
-        params: HttpJsonParams,
-        http: HttpGet,
-        clock: Callable[[], float] = time.monotonic,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self.name = f"http_json({service})"
-        self.params = params
-        self._http = http
-        self._clock = clock
-        self._on_close = on_close
-        self._call = BoundedCall(f"steward-{self.name}")
-
-    def __repr__(self) -> str:
-        return f"HttpJsonSource({self.name!r}, {self.params!r})"
-
-    def sample(self, now: float) -> Sample:
-        """Fetch and extract; never raises."""
-        try:
-            value, instances = self._call.run(self._measure, self.params.timeout_s + _GRACE_S)
-        except NoValue as exc:
-            return Sample.missing(exc.reason, now)
-        except Exception as exc:
-            return Sample.missing(f"request failed: {describe_error(exc)}", now)
-        return Sample(value, now, instances_reporting=instances)
+    kind = "http_json"
 
     def _measure(self) -> tuple[float, int | None]:
         response = self._http(self.params.url, timeout_s=self.params.timeout_s)
         return parse_json_load(response.status, response.body, self.params)
-
-    def close(self) -> None:
-        """Stop the worker thread and, if this source made it, the HTTP session."""
-        self._call.close()
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None

@@ -33,14 +33,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from framework.core.autoscale import Sample
 from framework.sources.base import (
-    BoundedCall,
     NoValue,
     Params,
     Scalar,
@@ -50,13 +47,11 @@ from framework.sources.base import (
     shorten,
 )
 from framework.sources.http import HttpGet, redact_url
+from framework.sources.http_source import HttpLoadSource
 
 __all__ = ["PrometheusParams", "PrometheusSource", "parse_query_answer", "query_instant"]
 
 log = logging.getLogger(__name__)
-
-_GRACE_S = 1.0
-"""How much longer than its timeout a query may take before the sample gives up on it."""
 
 
 def _number(raw: object, what: str) -> float:
@@ -161,38 +156,12 @@ class PrometheusParams:
         )
 
 
-class PrometheusSource:
+class PrometheusSource(HttpLoadSource[PrometheusParams]):
     """Load source over one PromQL instant query (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        service: str,
-        params: PrometheusParams,
-        http: HttpGet,
-        clock: Callable[[], float] = time.monotonic,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self.name = f"prometheus({service})"
-        self.params = params
-        self._http = http
-        self._clock = clock
-        self._on_close = on_close
-        self._call = BoundedCall(f"steward-{self.name}")
-
-    def __repr__(self) -> str:
-        return f"PrometheusSource({self.name!r}, {self.params!r})"
-
-    def sample(self, now: float) -> Sample:
-        """Run the query (and the instances query); never raises."""
-        p = self.params
-        try:
-            value, instances = self._call.run(self._measure, p.timeout_s * 2 + _GRACE_S)
-        except NoValue as exc:
-            return Sample.missing(exc.reason, now)
-        except Exception as exc:
-            return Sample.missing(f"query failed: {describe_error(exc)}", now)
-        return Sample(value, now, instances_reporting=instances)
+    kind = "prometheus"
+    requests_per_sample = 2  # the query, then the instances query
+    failure = "query failed"
 
     def _measure(self) -> tuple[float, int | None]:
         p = self.params
@@ -204,10 +173,3 @@ class PrometheusSource:
             except Exception as exc:
                 log.info("%s: instances_query gave nothing: %s", self.name, describe_error(exc))
         return value, instances
-
-    def close(self) -> None:
-        """Stop the worker thread and, if this source made it, the HTTP session."""
-        self._call.close()
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None
