@@ -83,7 +83,7 @@ under_cleanup() {
   local status=0
   # A trap that is not "ignore": the child gets the default SIGINT and handles it itself (Steward
   # stops in order); this shell waits for it, then cleans up.
-  trap 'echo "(interrupted: waiting for Steward to stop its tasks)"' INT TERM
+  trap 'echo "(interrupted: cleaning up once Steward has stopped)"' INT TERM
   "$@" || status=$?
   trap - INT TERM
   cleanup

@@ -355,9 +355,12 @@ def run_framework(
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info(
-            "received %s: stopping (tasks keep running for the failover timeout)", signal.Signals(signum).name
+        what = (
+            "the embedded cluster stops with Steward, and every task with it"
+            if runtime.embedded is not None
+            else "tasks keep running for the failover timeout"
         )
+        log.info("received %s: stopping (%s)", signal.Signals(signum).name, what)
         stopping.set()
         runtime.stop()
 
