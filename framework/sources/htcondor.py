@@ -68,6 +68,7 @@ from framework.sources.base import (
     describe_error,
 )
 from framework.sources.http import HttpGet, redact_url
+from framework.sources.http_source import HttpLoadSource
 from framework.sources.prometheus import query_instant
 
 __all__ = [
@@ -89,7 +90,6 @@ INSTALL_HINT: Final = (
 
 _IDLE: Final = 1
 _RUNNING: Final = 2
-_GRACE_S: Final = 1.0
 _BINDINGS_KEYS: Final = ("collector", "schedd", "constraint", "token_file")
 _PROMETHEUS_KEYS: Final = ("prometheus_url", "idle_query", "running_query")
 
@@ -342,8 +342,13 @@ class HTCondorSource:
             self._token_name = None
 
 
-class HTCondorPrometheusSource:
+class HTCondorPrometheusSource(HttpLoadSource[HTCondorParams]):
     """Idle and running jobs from PromQL (``via: prometheus``; see the module docstring)."""
+
+    kind = "htcondor"
+    requests_per_sample = 2  # the idle query, then the running query
+    failure = "idle jobs query failed"
+    missing_prefix = "idle jobs: "
 
     def __init__(
         self,
@@ -356,27 +361,12 @@ class HTCondorPrometheusSource:
     ) -> None:
         if params.via != "prometheus" or params.prometheus_url is None or params.idle_query is None:
             raise SourceConfigError("htcondor source: via: prometheus needs prometheus_url and idle_query")
-        self.name = f"htcondor({service})"
-        self.params = params
+        super().__init__(service=service, params=params, http=http, clock=clock, on_close=on_close)
         self._url = params.prometheus_url
         self._idle_query = params.idle_query
-        self._http = http
-        self._clock = clock
-        self._on_close = on_close
-        self._call = BoundedCall(f"steward-{self.name}")
 
-    def __repr__(self) -> str:
-        return f"HTCondorPrometheusSource({self.name!r}, {self.params!r})"
-
-    def sample(self, now: float) -> Sample:
-        """Run the idle (and running) query; never raises."""
-        try:
-            idle, running = self._call.run(self._measure, self.params.timeout_s * 2 + _GRACE_S)
-        except NoValue as exc:
-            return Sample.missing(f"idle jobs: {exc.reason}", now)
-        except Exception as exc:
-            return Sample.missing(f"idle jobs query failed: {describe_error(exc)}", now)
-        return Sample(idle, now, running=running)
+    def _sample(self, value: float, second: float | None, now: float) -> Sample:
+        return Sample(value, now, running=second)
 
     def _measure(self) -> tuple[float, float | None]:
         p = self.params
@@ -388,10 +378,3 @@ class HTCondorPrometheusSource:
             except Exception as exc:
                 log.info("%s: running_query gave nothing: %s", self.name, describe_error(exc))
         return idle, running
-
-    def close(self) -> None:
-        """Stop the worker thread and, if this source made it, the HTTP session."""
-        self._call.close()
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None

@@ -2,7 +2,8 @@
 ``sample()``, and ``close()``.
 
 A subclass (:class:`~framework.sources.prometheus.PrometheusSource`,
-:class:`~framework.sources.http_json.HttpJsonSource`) names its kind, says how many requests one
+:class:`~framework.sources.http_json.HttpJsonSource`,
+:class:`~framework.sources.htcondor.HTCondorPrometheusSource`) names its kind, says how many requests one
 measurement makes, and implements :meth:`HttpLoadSource._measure`: the load and the instance count,
 or :class:`~framework.sources.base.NoValue` with the reason. ``sample(now)`` runs that on the
 source's :class:`~framework.sources.base.BoundedCall` with a deadline of the requests' timeouts plus
@@ -44,6 +45,8 @@ class HttpLoadSource(ABC, Generic[P]):
     """How many requests of up to ``timeout_s`` one measurement makes, one after the other."""
     failure: ClassVar[str] = "request failed"
     """How the reason for an unexpected exception starts."""
+    missing_prefix: ClassVar[str] = ""
+    """What goes before the reason of a :class:`NoValue` (e.g. ``"idle jobs: "``)."""
 
     def __init__(
         self,
@@ -65,20 +68,24 @@ class HttpLoadSource(ABC, Generic[P]):
         return f"{type(self).__name__}({self.name!r}, {self.params!r})"
 
     @abstractmethod
-    def _measure(self) -> tuple[float, int | None]:
-        """One measurement, on the worker thread: the load and the number of instances reporting it
-        (None: not known), or :class:`NoValue` saying why there is none."""
+    def _measure(self) -> tuple[float, float | None]:
+        """One measurement, on the worker thread: the load and a second figure (None: not known),
+        by default the number of instances reporting it; or :class:`NoValue` saying why there is none."""
+
+    def _sample(self, value: float, second: float | None, now: float) -> Sample:
+        """The sample from a measurement (override when the second figure means something else)."""
+        return Sample(value, now, instances_reporting=None if second is None else int(second))
 
     def sample(self, now: float) -> Sample:
         """Measure within the deadline; never raises."""
         deadline_s = self.params.timeout_s * self.requests_per_sample + GRACE_S
         try:
-            value, instances = self._call.run(self._measure, deadline_s)
+            value, second = self._call.run(self._measure, deadline_s)
         except NoValue as exc:
-            return Sample.missing(exc.reason, now)
+            return Sample.missing(f"{self.missing_prefix}{exc.reason}", now)
         except Exception as exc:
             return Sample.missing(f"{self.failure}: {describe_error(exc)}", now)
-        return Sample(value, now, instances_reporting=instances)
+        return self._sample(value, second, now)
 
     def close(self) -> None:
         """Stop the worker thread and, if this source made it, the HTTP session."""
