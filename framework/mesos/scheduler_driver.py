@@ -121,6 +121,8 @@ log = logging.getLogger(__name__)
 SCHEDULER_API_PATH: Final = "/api/v1/scheduler"
 DEFAULT_HEARTBEAT_INTERVAL: Final = 15.0
 """Used when SUBSCRIBED carries no ``heartbeat_interval_seconds`` (Mesos' own default)."""
+MAX_HEARTBEAT_INTERVAL: Final = 3600.0
+"""A longer announced interval (or one that is not positive) is not believed: the default is used."""
 
 # ERROR event messages with a meaning (src/master/master.cpp: "Framework has been removed" when the ID
 # belongs to a completed framework, "Framework failed over" to the stream another SUBSCRIBE replaced).
@@ -284,6 +286,28 @@ def _task_id(value: str | TaskID) -> TaskID:
 
 def _executor_id(value: str | ExecutorID) -> ExecutorID:
     return value if isinstance(value, ExecutorID) else ExecutorID(value=value)
+
+
+def _heartbeat_interval(announced: float | None) -> float:
+    """The interval SUBSCRIBED announced, or the default when it is absent, not positive or absurd
+    (a socket timeout cannot be negative or astronomically long: believing it would crash the reader)."""
+    if not announced:
+        return DEFAULT_HEARTBEAT_INTERVAL
+    if not 0 < announced <= MAX_HEARTBEAT_INTERVAL:
+        log.warning(
+            "SUBSCRIBED announces a heartbeat interval of %r s; using %g s instead",
+            announced,
+            DEFAULT_HEARTBEAT_INTERVAL,
+        )
+        return DEFAULT_HEARTBEAT_INTERVAL
+    return announced
+
+
+def _unfinished(decoder: RecordIODecoder) -> str:
+    """What to add to the reason a stream ended when it ended inside a record ("" when it did not)."""
+    if decoder.at_record_boundary:
+        return ""
+    return f" in the middle of a record ({decoder.buffered} bytes of it received and dropped)"
 
 
 def _says_removed(text: str) -> bool:
@@ -629,13 +653,14 @@ class SchedulerDriver:
                 for record in decoder.feed(chunk):
                     if self._handle_record(record, stream, outcome):
                         return outcome
-            outcome.reason = "the master closed the event stream"
+            outcome.reason = "the master closed the event stream" + _unfinished(decoder)
         except RequestTimeout:
             with self._lock:
                 waited = self._current_read_timeout(outcome)
-            outcome.reason = f"no bytes from the master for {waited:g}s (heartbeats missed)"
+            silence = f"no bytes from the master for {waited:g}s (heartbeats missed)"
+            outcome.reason = silence + _unfinished(decoder)
         except ConnectionLost as exc:
-            outcome.reason = f"event stream lost: {exc}"
+            outcome.reason = f"event stream lost: {exc}" + _unfinished(decoder)
         except RemoteProtocolError as exc:  # RecordIO framing: nothing after this can be trusted
             outcome.reason = f"malformed event stream framing: {exc}"
         except TransportError as exc:
@@ -668,7 +693,7 @@ class SchedulerDriver:
         with self._lock:
             self._events_received += 1
         if event.type == "SUBSCRIBED" and event.subscribed is not None:
-            interval = event.subscribed.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL
+            interval = _heartbeat_interval(event.subscribed.heartbeat_interval_seconds)
             self._heartbeat_timeout = self._heartbeat_misses * interval
             stream.set_read_timeout(self._heartbeat_timeout)
             with self._lock:
@@ -792,7 +817,11 @@ class SchedulerDriver:
             if self._implicit_acks:
                 self._acknowledge_quietly(lambda: self.acknowledge_operation_status(op_status))
         elif kind == "MESSAGE" and event.message is not None:
-            data = base64.b64decode(event.message.data)
+            try:
+                data = base64.b64decode(event.message.data)
+            except ValueError as exc:  # binascii.Error: a master's mistake, not the app's
+                log.warning("dropping a MESSAGE event whose data is not base64: %s", exc)
+                return
             if cb := self._callback("message"):
                 cb(self, event.message.agent_id.value, event.message.executor_id.value, data)
         elif kind == "FAILURE" and event.failure is not None:

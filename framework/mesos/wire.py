@@ -355,6 +355,11 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
         raise RemoteProtocolError(f"malformed {what}: {exc} (record starts {preview!r})") from exc
     except RecursionError as exc:  # msgspec's answer to JSON nested ~1000 levels deep
         raise RemoteProtocolError(f"malformed {what}: nested too deeply") from exc
+    except UnicodeDecodeError as exc:  # msgspec's answer to invalid UTF-8 inside a string it decodes
+        preview = data[:200].decode("utf-8", "replace")
+        raise RemoteProtocolError(
+            f"malformed {what}: a string is not valid UTF-8 ({exc.reason}) (record starts {preview!r})"
+        ) from exc
 
 
 def decode_scheduler_event(data: bytes) -> SchedulerEvent:

@@ -20,7 +20,9 @@ One module per kind, each with its parameters documented in its docstring:
 
 :mod:`~framework.sources.base` holds the contract (:class:`LoadSource`) and the shared rules (never
 raise, never a fabricated zero, parameters checked at construction); :mod:`~framework.sources.http`
-the one HTTP seam (:class:`HttpGet`), which tests replace with canned answers.
+the one HTTP seam (:class:`HttpGet`), which tests replace with canned answers;
+:mod:`~framework.sources.http_source` the base of the sources that make one bounded measurement of
+HTTP requests per sample (Prometheus, HTTP JSON, HTCondor over PromQL).
 
 The runtime calls ``sample(now)`` from its autoscale loop thread with ``now`` from the same monotonic
 clock it passes as ``clock``; a source may use a few worker threads of its own (bounded) and stops
