@@ -10,17 +10,9 @@ import docker
 import pytest
 
 from framework.localcluster.containerizers.base import LABEL_CLUSTER
-from tests.integration.docker_engine import DockerEngine, DockerUnavailable, ensure_docker, ensure_test_image
+from tests.integration.docker_engine import DockerEngine, docker_engine_or_fail, ensure_test_image
 
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[DockerEngine]:
-    try:
-        engine = ensure_docker()
-    except DockerUnavailable as exc:
-        pytest.fail(f"Docker is required for these tests: {exc}", pytrace=False)
-    yield engine
-    engine.stop()
+docker_engine = pytest.fixture(scope="session", name="docker_engine")(docker_engine_or_fail)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from framework.localcluster.cluster import LocalCluster
 from framework.localcluster.config import AgentSpec, ClusterConfig
 from framework.runtime.app import start_runtime
 from framework.runtime.artifacts import ArtifactServer
-from tests.integration.docker_engine import DockerEngine, DockerUnavailable, ensure_docker, ensure_test_image
+from tests.integration.docker_engine import DockerEngine, docker_engine_or_fail, ensure_test_image
 from tests.integration.executors.support import Site, free_port_range
 from tests.integration.images.conftest import images_client, images_engine, steward_images
 
@@ -34,14 +34,7 @@ AGENT_PYTHON = (
 )
 
 
-@pytest.fixture(scope="session")
-def executor_docker() -> Iterator[DockerEngine]:
-    try:
-        engine = ensure_docker()
-    except DockerUnavailable as exc:
-        pytest.fail(f"Docker is required for the executor tests: {exc}", pytrace=False)
-    yield engine
-    engine.stop()
+executor_docker = pytest.fixture(scope="session", name="executor_docker")(docker_engine_or_fail)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.docker_engine import DockerEngine, DockerUnavailable, ensure_docker
+from tests.integration.docker_engine import DockerEngine, docker_engine_or_fail
 from tests.integration.images.support import Containers
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -24,14 +24,7 @@ IMAGES = {
 }
 
 
-@pytest.fixture(scope="session")
-def images_engine() -> Iterator[DockerEngine]:
-    try:
-        engine = ensure_docker()
-    except DockerUnavailable as exc:
-        pytest.fail(f"Docker is required for the image tests: {exc}", pytrace=False)
-    yield engine
-    engine.stop()
+images_engine = pytest.fixture(scope="session", name="images_engine")(docker_engine_or_fail)
 
 
 @pytest.fixture(scope="session")
