@@ -250,7 +250,9 @@ class Sample:
     measured, on the same clock as ``now``. ``instances_reporting`` is how many instances the sum
     covers (None: a service-wide total). ``saturated`` is the source's own verdict (latency,
     file descriptors...); None lets the policy infer it from the per-instance load. ``running`` is
-    the busy load in startd mode (running jobs), ``value`` being the idle jobs.
+    the busy load in startd mode (running jobs), ``value`` being the idle jobs. ``busy`` names the
+    instances (task IDs) that have work, e.g. startds running a job (None: not known); a scale-down
+    removes the others first.
     """
 
     value: float | None
@@ -259,6 +261,7 @@ class Sample:
     saturated: bool | None = None
     reason_missing: str | None = None
     running: float | None = None
+    busy: frozenset[str] | None = None
 
     @classmethod
     def missing(cls, reason: str, observed_at: float) -> Sample:

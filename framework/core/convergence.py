@@ -5,8 +5,9 @@ limit and the reconciliation gate) and turns them into operations.
 Kill decisions and their reasons, by rule:
 
 * **surplus** (desired lowered): the victims are chosen by a :data:`VictimChooser` hook, by default
-  :func:`choose_victims` (not-yet-running first, then unreachable, then unhealthy, then the
-  youngest). Issue 5 refines the choice for startds (idle first) and drains before killing;
+  :func:`choose_victims` (not-yet-running first, then unreachable, then unhealthy, then idle ones,
+  youngest first, and the busy ones last: startds running a job, as the load source reports them);
+  a startd's kill is a drain (SIGTERM, HTCondor's graceful shutdown);
 * **duplicate in a slot** (an unreachable or lost task came back after its replacement started, or
   an adopted task): keep the best of the slot (running over starting, then the older), kill the rest;
 * **dependency**: a startd whose CVMFS task (``depends_on``) is gone is drained and replaced;
@@ -37,9 +38,9 @@ __all__ = [
     "unhealthy_for_s",
 ]
 
-VictimChooser = Callable[[Sequence[TaskRecord], int], list[TaskRecord]]
-"""``(candidates, count) -> victims``: which ``count`` of a service's counting tasks to kill when it
-scales down. A hook so that the startd policy (issue 5: idle first, drain) can replace the default."""
+VictimChooser = Callable[[Sequence[TaskRecord], int, frozenset[str]], list[TaskRecord]]
+"""``(candidates, count, busy) -> victims``: which ``count`` of a service's counting tasks to kill
+when it scales down, ``busy`` naming the tasks known to have work. A hook for other policies."""
 
 _NOT_YET_RUNNING = (LocalState.LAUNCHING, TaskState.TASK_STAGING, TaskState.TASK_STARTING)
 
@@ -49,9 +50,13 @@ def _age_key(record: TaskRecord) -> float:
     return record.running_since if record.running_since is not None else record.launched_at
 
 
-def choose_victims(candidates: Sequence[TaskRecord], count: int) -> list[TaskRecord]:
+def choose_victims(
+    candidates: Sequence[TaskRecord], count: int, busy: frozenset[str] = frozenset()
+) -> list[TaskRecord]:
     """The default scale-down choice: tasks that have not started yet (cheapest to lose, youngest
-    first), then unreachable ones, then unhealthy ones, then the youngest running ones."""
+    first), then unreachable ones, then unhealthy ones, then the youngest running ones without
+    work, and last the running ones ``busy`` names (a startd running a job: its kill is a drain
+    that waits for the job, so an idle startd is always the better victim)."""
 
     def rank(record: TaskRecord) -> tuple[int, float, str]:
         if record.state in _NOT_YET_RUNNING:
@@ -60,8 +65,10 @@ def choose_victims(candidates: Sequence[TaskRecord], count: int) -> list[TaskRec
             group = 1
         elif record.healthy is False:
             group = 2
-        else:
+        elif record.task_id not in busy:
             group = 3
+        else:
+            group = 4
         return group, -_age_key(record), record.task_id
 
     if count <= 0:

@@ -272,6 +272,8 @@ class SchedulerState:
         self._targets: dict[str, Target] = {}
         self._backoff: dict[str, RestartBackoff] = {}
         self._breaker: dict[str, bool] = {}
+        # Per service: the tasks its load source last said have work (startds running a job).
+        self._busy: dict[str, frozenset[str]] = {}
         self._kill_bucket = TokenBucket(
             capacity=self._settings.kill_burst, refill_per_s=self._settings.kill_rate_per_minute / 60.0
         )
@@ -1053,7 +1055,8 @@ class SchedulerState:
                         if record is not keep:
                             self._request_kill(record, f"second {name} on host {host}", now)
         elif len(counting) > wanted.count and not wanted.hold_surplus:
-            for record in self._choose_victims(counting, len(counting) - wanted.count):
+            busy = self._busy.get(name, frozenset())
+            for record in self._choose_victims(counting, len(counting) - wanted.count, busy):
                 if record.kill_requested_at is None and counts_toward_desired(self._tasks[record.task_id]):
                     self._request_kill(self._tasks[record.task_id], f"scale down to {wanted.count}", now)
         # Health.
@@ -1185,6 +1188,8 @@ class SchedulerState:
             why = "is not configured" if service is None else "is per-host"
             self._note("target_ignored", f"target for {event.service} ignored: the service {why}")
             return
+        if event.busy is not None:
+            self._busy[event.service] = event.busy
         if event.instances is None:
             self._targets.pop(event.service, None)
         else:

@@ -91,11 +91,14 @@ class TargetChanged:
 
     Autoscaled services are clamped to their ``autoscale`` min/max; for a fixed-count service the
     target overrides ``instances`` (an operator pin) until cleared. Per-host services ignore it.
+    ``busy``, when the load source knows it, names the service's tasks that have work (startds
+    running a job): a scale-down removes the others first. None keeps what was known before.
     """
 
     service: str
     instances: int | None
     reason: str
+    busy: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,7 +230,12 @@ class AutoscaleLoop:
             log.info("autoscale %s: %s%s", service.name, decision.reason, dry)
         if decision.applied and decision.target != numbers.desired:
             self._scheduler.feed(
-                TargetChanged(service=service.name, instances=decision.target, reason=decision.reason)
+                TargetChanged(
+                    service=service.name,
+                    instances=decision.target,
+                    reason=decision.reason,
+                    busy=sample.busy,
+                )
             )
             self._save(service.name, target=decision.target)
         return decision

@@ -3,7 +3,10 @@
 ``value`` is the number of **idle** jobs (``JobStatus == 1``) and ``running`` the number of
 **running** jobs (``JobStatus == 2``) matching ``constraint``, a ClassAd expression over job ads that
 says which jobs these startds are for (e.g. ``RequestCpus <= 4 && AcctGroup == "cms"``; default
-``true``, every job). Held, completed and removed jobs are no demand.
+``true``, every job). Held, completed and removed jobs are no demand. Through the bindings the
+sample also names the **busy** startds: the ``STARTD_NAME`` in each running job's ``RemoteHost``
+(``slot1_2@<name>@<host>``), which Steward sets to the startd's task ID, so a scale-down removes
+idle startds and keeps those running jobs (:func:`~framework.core.convergence.choose_victims`).
 
 Two ways to get the figures (``via``):
 
@@ -78,6 +81,7 @@ __all__ = [
     "HTCondorSource",
     "job_constraint",
     "load_bindings",
+    "startd_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -248,6 +252,17 @@ def _get(ad: Any, key: str) -> Any:
         return None
 
 
+def startd_of(remote_host: object) -> str | None:
+    """The ``STARTD_NAME`` in a running job's ``RemoteHost`` (``slot1_2@<STARTD_NAME>@<host>``),
+    which Steward sets to the startd's task ID; None for an unnamed startd (``slot1@<host>``)."""
+    if not isinstance(remote_host, str):
+        return None
+    parts = remote_host.split("@")
+    if len(parts) < 3 or not all(parts):
+        return None
+    return "@".join(parts[1:-1])
+
+
 class HTCondorSource:
     """Idle and running jobs through the ``htcondor2`` bindings (see the module docstring).
 
@@ -288,18 +303,18 @@ class HTCondorSource:
     def sample(self, now: float) -> Sample:
         """Ask the collector and the schedds; never raises."""
         try:
-            idle, running = self._call.run(self._measure, self.params.timeout_s)
+            idle, running, busy = self._call.run(self._measure, self.params.timeout_s)
         except NoValue as exc:
             return Sample.missing(exc.reason, now)
         except Exception as exc:
             return Sample.missing(f"HTCondor query failed: {describe_error(exc)}", now)
-        return Sample(float(idle), now, running=float(running))
+        return Sample(float(idle), now, running=float(running), busy=busy)
 
-    def _measure(self) -> tuple[int, int]:
+    def _measure(self) -> tuple[int, int, frozenset[str]]:
         with _BINDINGS_LOCK:
             return self._query()
 
-    def _query(self) -> tuple[int, int]:
+    def _query(self) -> tuple[int, int, frozenset[str]]:
         h = self._htcondor
         p = self.params
         try:
@@ -320,10 +335,11 @@ class HTCondorSource:
             raise NoValue(f"collector {p.collector} does not know schedd {p.schedd!r}")
         constraint = job_constraint(p.constraint)
         idle = running = 0
+        busy: set[str] = set()
         for ad in ads:
             name = _get(ad, "Name") or p.schedd or "?"
             try:
-                jobs = h.Schedd(ad).query(constraint, ["JobStatus"])
+                jobs = h.Schedd(ad).query(constraint, ["JobStatus", "RemoteHost"])
             except Exception as exc:
                 raise NoValue(f"schedd {name}: {describe_error(exc)}") from None
             for job in jobs:
@@ -332,7 +348,10 @@ class HTCondorSource:
                     idle += 1
                 elif status == _RUNNING:
                     running += 1
-        return idle, running
+                    startd = startd_of(job.get("RemoteHost"))
+                    if startd is not None:
+                        busy.add(startd)
+        return idle, running, frozenset(busy)
 
     def close(self) -> None:
         """Stop the worker thread and drop this source's token copy."""

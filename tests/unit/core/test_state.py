@@ -453,6 +453,23 @@ def test_a_startd_that_exits_by_itself_is_replaced_without_backoff(make_state: M
     assert [h.state.tasks[t].service for t in h.launched(ops)] == ["startd"]
 
 
+def test_a_scale_down_removes_idle_startds_and_keeps_the_ones_running_jobs(make_state: MakeState) -> None:
+    h = make_state(SITE)
+    site_running(h)
+    by_age = sorted(h.task_ids("startd"), key=lambda t: h.state.tasks[t].launched_at)
+    busy = frozenset({by_age[-1], by_age[-2]})  # the two youngest run jobs: by age they would go first
+    ops = h.handle(TargetChanged("startd", 2, "no idle jobs", busy=busy | {"not-ours@other"}), after=1)
+    kills = of_type(ops, Kill)
+    assert sorted(k.task_id for k in kills) == sorted(by_age[:2])
+    assert {(k.reason, k.grace_period_s) for k in kills} == {("scale down to 2", 600.0)}
+    for kill in kills:
+        h.update(kill.task_id, S.TASK_KILLED, after=1)
+    # An operator pin carries no busy set: what the source last said still counts.
+    ops = h.handle(TargetChanged("startd", 1, "operator pin"), after=1)
+    (kill,) = of_type(ops, Kill)
+    assert kill.task_id in busy, "with only busy ones left, one of them goes (its kill is a drain)"
+
+
 def test_squid_endpoints_follow_health_and_are_withdrawn_before_a_kill(make_state: MakeState) -> None:
     h = make_state(
         SITE.replace(

@@ -26,6 +26,7 @@ from framework.sources.htcondor import (
     HTCondorPrometheusSource,
     HTCondorSource,
     job_constraint,
+    startd_of,
 )
 from framework.sources.http import HttpResponse
 from tests.unit.sources.fakes import FakeHttp
@@ -45,6 +46,7 @@ class FakeExprTree:
 class FakeSchedd:
     name: str
     jobs: list[int]  # JobStatus of each job
+    remote_hosts: dict[int, str] = field(default_factory=dict)  # job index -> RemoteHost
     error: str | None = None
     constraints: list[str] = field(default_factory=list)
 
@@ -81,13 +83,20 @@ def fake_bindings(pool: FakePool) -> Any:
         def __init__(self, ad: dict[str, str]) -> None:
             self.schedd = pool.schedds[ad["Name"]]
 
-        def query(self, constraint: str, projection: list[str]) -> list[dict[str, int]]:
-            assert projection == ["JobStatus"]
+        def query(self, constraint: str, projection: list[str]) -> list[dict[str, int | str]]:
+            assert projection == ["JobStatus", "RemoteHost"]
             self.schedd.constraints.append(constraint)
             if self.schedd.error:
                 raise RuntimeError(self.schedd.error)
             # The real schedd filters on JobStatus itself; the fake returns what would match.
-            return [{"JobStatus": s} for s in self.schedd.jobs if s in (1, 2)]
+            ads: list[dict[str, int | str]] = []
+            for index, status in enumerate(self.schedd.jobs):
+                if status in (1, 2):
+                    ad: dict[str, int | str] = {"JobStatus": status}
+                    if index in self.schedd.remote_hosts:
+                        ad["RemoteHost"] = self.schedd.remote_hosts[index]
+                    ads.append(ad)
+            return ads
 
     return SimpleNamespace(
         Collector=Collector,
@@ -116,6 +125,22 @@ def build(made: list[Any], pool: FakePool, **params: str | int | float) -> tuple
     )
     made.append(source)
     return source, bindings
+
+
+def test_the_startds_running_jobs_are_named_busy_by_their_task_ids(sources: list[Any]) -> None:
+    remote = {
+        1: "slot1@startd.0.4b8ac871@agent-1",
+        2: "slot1_2@startd.3.77aa@agent-2.example.org",
+        3: "slot1@plain-host",  # an unnamed startd, not one of Steward's
+    }
+    pool = FakePool({"s1@vm": FakeSchedd("s1@vm", [1, 2, 2, 2, 4], remote_hosts=remote)})
+    source, _ = build(sources, pool)
+    result = source.sample(1.0)
+    assert (result.value, result.running) == (1.0, 3.0)
+    assert result.busy == frozenset({"startd.0.4b8ac871", "startd.3.77aa"})
+    assert startd_of("slot1@a.b@c@host") == "a.b@c"
+    for odd in (None, 7, "", "slot1@", "@x@", "slot1@@host"):
+        assert startd_of(odd) is None, odd
 
 
 def test_idle_and_running_jobs_summed_over_schedds(sources: list[Any]) -> None:
