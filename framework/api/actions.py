@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from framework.model.events import RestartRequested, TargetChanged
+from framework.model.events import RestartRequested
 
 if TYPE_CHECKING:
     from framework.runtime.app import ReloadResult, Runtime
@@ -102,9 +102,8 @@ class Operator:
 
     def scale(self, name: str, instances: int | None) -> None:
         """Pin ``name`` at ``instances`` (None clears the pin). Autoscaled services are pinned in
-        their policy (stored, so a restart keeps the pin); fixed-count services get an operator
-        target that overrides ``instances`` until cleared (not stored: a restart goes back to the
-        file's count)."""
+        their policy; fixed-count services get an operator target that overrides ``instances``
+        until cleared. Both are stored, so a restart or a failover keeps the pin."""
         self.check_service(name)
         runtime = self._runtime
         service = runtime.config.services[name]
@@ -119,9 +118,8 @@ class Operator:
                 raise ApiError(409, f"{name} changed while pinning it; try again") from None
             self.on_dispatcher(lambda: None)  # ... and applied once this runs
         else:
-            reason = f"pinned at {instances} by an operator" if instances is not None else "pin cleared"
-            event = TargetChanged(service=name, instances=instances, reason=reason)
-            self.on_dispatcher(lambda: runtime.scheduler.feed(event))
+            runtime.autoscale.pin_fixed(name, instances)  # queued on the dispatcher
+            self.on_dispatcher(lambda: None)  # ... and applied once this runs
         log.info(
             "operator: %s %s", name, f"pinned at {instances}" if instances is not None else "pin cleared"
         )

@@ -90,6 +90,7 @@ class AutoscaleLoop:
         embedded cluster's agents are this machine under made-up names (``agent-1``) that no
         resolver knows, so their squids' cache managers are read at 127.0.0.1."""
         self._scheduler = scheduler
+        self._config = config
         self._host_addresses = dict(host_addresses or {})
         self._dispatcher = dispatcher
         self._store = store
@@ -149,6 +150,7 @@ class AutoscaleLoop:
         """Apply a reloaded configuration (dispatcher thread): new policies take effect at once and
         keep each service's history, pin and pause; services that stopped or started autoscaling,
         or changed their load source, get their poller stopped or (re)started."""
+        self._config = config
         wanted = {}
         for name, service_config in config.services.items():
             params = policy_params(service_config)
@@ -242,6 +244,7 @@ class AutoscaleLoop:
 
     def _restore(self) -> None:
         stored = self._store.overrides()
+        self._restore_fixed_pins(stored)
         with self._lock:
             services = dict(self._services)
         for name, service in services.items():
@@ -259,6 +262,18 @@ class AutoscaleLoop:
                 self._scheduler.feed(
                     TargetChanged(service=name, instances=target, reason=f"restored {target} from the store")
                 )
+
+    def _restore_fixed_pins(self, stored: Mapping[str, Any]) -> None:
+        """An operator's count for a fixed-count service outlives a restart or a failover too."""
+        for name, service_config in self._config.services.items():
+            entry = stored.get(name)
+            if name in self._services or service_config.per_host or not isinstance(entry, dict):
+                continue
+            pinned = entry.get("pinned")
+            if isinstance(pinned, int) and not isinstance(pinned, bool):
+                log.info("%s: operator pin at %d instance(s) restored from the store", name, pinned)
+                reason = f"pinned at {pinned} by an operator (restored from the store)"
+                self._scheduler.feed(TargetChanged(service=name, instances=pinned, reason=reason))
 
     def _save(self, name: str, **changes: object) -> None:
         overrides = self._store.overrides()
@@ -290,6 +305,17 @@ class AutoscaleLoop:
             if instances is not None:
                 reason = f"pinned at {instances} by an operator"
                 self._scheduler.feed(TargetChanged(service=name, instances=instances, reason=reason))
+
+        self._dispatcher.call_soon(apply)
+
+    def pin_fixed(self, name: str, instances: int | None) -> None:
+        """Pin a fixed-count service at ``instances`` (None: back to the file's count); stored, so
+        the pin survives a restart or a failover until an operator clears it."""
+
+        def apply() -> None:
+            self._save(name, pinned=instances)
+            reason = f"pinned at {instances} by an operator" if instances is not None else "pin cleared"
+            self._scheduler.feed(TargetChanged(service=name, instances=instances, reason=reason))
 
         self._dispatcher.call_soon(apply)
 

@@ -219,8 +219,10 @@ def test_scale_pins_a_fixed_service_and_null_clears_the_pin(site: Site) -> None:
     assert up.status_code == 200 and up.json()["service"]["desired"] == 4
     assert "pinned at 4 by an operator" in up.json()["service"]["desired_reason"]
     assert desired(site, "web") == 4
+    assert site.runtime.store.overrides()["web"] == {"pinned": 4}, "a failover keeps the pin"
     cleared = checked(site.post("/v1/services/web/scale", {"instances": None}), path, "POST")
     assert cleared.json()["service"]["desired"] == 2 and desired(site, "web") == 2
+    assert "pinned" not in site.runtime.store.overrides()["web"]
 
 
 def test_scale_pins_an_autoscaled_service_in_its_policy_and_the_store(site: Site) -> None:

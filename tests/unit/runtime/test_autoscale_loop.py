@@ -132,6 +132,49 @@ def test_a_pin_holds_the_count_and_survives_a_restart(loop, tmp_path):
     assert restarted._services["squid"].autoscaler.pinned == 7
 
 
+def test_an_operator_pin_of_a_fixed_service_is_stored_and_restored(tmp_path):
+    site = (
+        SITE
+        + """  web:
+    kind: generic
+    container: {image: web}
+    resources: {cpus: 1, mem: 1GiB}
+    instances: 2
+"""
+    )
+    clock = Clock()
+    config = parse_config(site, "site.yaml")
+    store = SQLiteStore(tmp_path)
+    try:
+        scheduler = CoreScheduler(config, store, clock=clock)
+        scheduler.driver = RecordingDriver()  # type: ignore[assignment]
+        loop = AutoscaleLoop(
+            config, scheduler, Inline(), store, clock=clock, source_factory=lambda *a, **k: None
+        )
+        loop.pin_fixed("web", 5)
+        assert store.overrides()["web"] == {"pinned": 5}
+        again = CoreScheduler(config, store, clock=clock)
+        again.driver = RecordingDriver()  # type: ignore[assignment]
+        restarted = AutoscaleLoop(
+            config, again, Inline(), store, clock=clock, source_factory=lambda *a, **k: None
+        )
+        again.tick()
+        snapshot = again.snapshot()
+        assert snapshot is not None and snapshot.service("web").desired == 2, (
+            "the file's count until restored"
+        )
+        restarted._restore()
+        snapshot = again.snapshot()
+        assert snapshot is not None and snapshot.service("web").desired == 5
+        assert "restored from the store" in snapshot.service("web").desired_reason
+        restarted.pin_fixed("web", None)
+        assert "pinned" not in store.overrides()["web"]
+        snapshot = again.snapshot()
+        assert snapshot is not None and snapshot.service("web").desired == 2
+    finally:
+        store.close()
+
+
 def test_pause_keeps_the_size_whatever_the_load(loop):
     autoscale, scheduler, _source, clock, store, _ = loop
     autoscale.pause("squid")
