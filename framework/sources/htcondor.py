@@ -30,7 +30,9 @@ copied (mode 0600) into a private directory of this process (mode 0700, removed 
 matches the daemon, so several pools' sources coexist. A ``SEC_TOKEN_DIRECTORY`` from the site's
 own HTCondor configuration is overridden in this process once a source has a ``token_file``.
 The token never appears in logs, reasons or reprs. Pools that allow unauthenticated READ need no
-token.
+token. A ``token_file`` that does not exist yet (a central manager that writes it once it runs)
+makes the samples missing, saying so, until it appears; an unreadable or empty one at start is a
+configuration error.
 
 **Timeouts.** The bindings block (a collector that accepts the connection and never answers holds a
 call for a minute) but release the GIL, so the query runs on a worker thread and the sample gives up
@@ -292,10 +294,20 @@ class HTCondorSource:
         self._clock = clock
         self._token: str | None = None
         self._token_name: str | None = None
+        self._token_pending = False
         if params.token_file is not None:
-            self._token = _read_token(params.token_file)
-            self._token_name = _TOKENS.add(bindings, self._token)
+            if Path(params.token_file).exists():
+                self._take_token(_read_token(params.token_file))
+            else:
+                # Not written yet (e.g. a central manager that writes it once it runs): the samples
+                # are missing, saying so, until it appears; any other problem is a config error.
+                self._token_pending = True
         self._call = BoundedCall(f"steward-{self.name}")
+
+    def _take_token(self, token: str) -> None:
+        self._token = token
+        self._token_name = _TOKENS.add(self._htcondor, token)
+        self._token_pending = False
 
     def __repr__(self) -> str:
         return f"HTCondorSource({self.name!r}, {self.params!r})"
@@ -312,6 +324,12 @@ class HTCondorSource:
 
     def _measure(self) -> tuple[int, int, frozenset[str]]:
         with _BINDINGS_LOCK:
+            if self._token_pending:
+                assert self.params.token_file is not None
+                try:
+                    self._take_token(_read_token(self.params.token_file))
+                except SourceConfigError as exc:
+                    raise NoValue(f"no token yet: {exc}".replace("htcondor source params: ", "")) from None
             return self._query()
 
     def _query(self) -> tuple[int, int, frozenset[str]]:

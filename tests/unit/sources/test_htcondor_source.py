@@ -229,12 +229,35 @@ def test_token_goes_to_a_private_directory_and_never_into_reprs(tmp_path: Path, 
     assert not copy.exists()
 
 
+def test_a_token_file_not_written_yet_means_missing_samples_until_it_appears(
+    sources: list[Any], tmp_path: Path
+) -> None:
+    pool = FakePool({"s1@vm": FakeSchedd("s1@vm", [1, 2])})
+    token_file = tmp_path / "pool.token"
+    source, _ = build(sources, pool, token_file=str(token_file))
+    first = source.sample(1.0)
+    assert first.value is None
+    why = f"no token yet: token_file '{token_file}' cannot be read: No such file or directory"
+    assert first.reason_missing == why
+    assert pool.security_tokens == [], "nothing was asked without the token"
+    token_file.write_text("\n")  # being written
+    assert "is empty" in (source.sample(2.0).reason_missing or "")
+    token_file.write_text(TOKEN + "\n")
+    third = source.sample(3.0)
+    assert (third.value, third.running) == (1.0, 1.0)
+    assert pool.security_tokens == [TOKEN]
+    for sample in (first, third):
+        assert TOKEN not in repr(sample) and "secret-part" not in repr(sample)
+
+
 def test_token_file_problems_are_config_errors_without_the_token(tmp_path: Path) -> None:
     pool = FakePool({})
+    unreadable = tmp_path / "a-directory"
+    unreadable.mkdir()
     with pytest.raises(SourceConfigError, match="cannot be read"):
         HTCondorSource(
             service="s",
-            params=HTCondorParams(collector="cm:9618", token_file=str(tmp_path / "absent")),
+            params=HTCondorParams(collector="cm:9618", token_file=str(unreadable)),
             bindings=fake_bindings(pool),
         )
     empty = tmp_path / "empty.token"
