@@ -1,13 +1,12 @@
-"""Fixtures: a fast simulated cluster in this process, and Steward runtimes that are always closed."""
+"""Fixtures: a fast simulated cluster in this process, and Steward runtimes that are always closed.
+
+The cluster fixtures are the shared ones of ``tests/integration/cluster_fixtures.py`` with this
+directory's defaults (``support.FAST``: four agents, short retry intervals)."""
 
 from __future__ import annotations
 
-import dataclasses
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,40 +14,12 @@ from framework.config import parse_config
 from framework.core.state import CoreSettings
 from framework.localcluster.cluster import LocalCluster
 from framework.runtime.app import Runtime, start_runtime
+from tests.integration.cluster_fixtures import cluster_maker, one_cluster, thread_leak_check
 from tests.integration.faults.support import FAST, Service, site_yaml
 
-
-@pytest.fixture
-def no_thread_leak() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 10.0
-    while True:
-        leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leftover or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not leftover, f"threads left running: {[t.name for t in leftover]}"
-
-
-@pytest.fixture
-def make_cluster(no_thread_leak: None) -> Iterator[Callable[..., LocalCluster]]:
-    """``make_cluster(**ClusterConfig changes)``: a started cluster, stopped after the test."""
-    clusters: list[LocalCluster] = []
-
-    def make(**changes: Any) -> LocalCluster:
-        cluster = LocalCluster(dataclasses.replace(FAST, **changes)).start()
-        clusters.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in clusters:
-        cluster.stop()
-
-
-@pytest.fixture
-def cluster(make_cluster: Callable[..., LocalCluster]) -> LocalCluster:
-    return make_cluster()
+no_thread_leak = pytest.fixture(name="no_thread_leak")(thread_leak_check(grace_s=10.0, interval_s=0.05))
+make_cluster = pytest.fixture(name="make_cluster")(cluster_maker(FAST))
+cluster = pytest.fixture(name="cluster")(one_cluster)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +10,7 @@ import pytest
 
 from framework.localcluster.cluster import LocalCluster
 from framework.localcluster.config import ClusterConfig
+from tests.integration.cluster_fixtures import cluster_maker, one_cluster, thread_leak_check
 from tests.integration.localcluster.mini_scheduler import MiniScheduler, framework_info
 
 FAST = ClusterConfig(
@@ -29,36 +28,9 @@ FAST = ClusterConfig(
 )
 
 
-@pytest.fixture
-def no_thread_leak() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    while True:
-        leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leftover or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    assert not leftover, f"threads left running: {[t.name for t in leftover]}"
-
-
-@pytest.fixture
-def make_cluster(no_thread_leak: None) -> Iterator[Callable[..., LocalCluster]]:
-    clusters: list[LocalCluster] = []
-
-    def make(**changes: Any) -> LocalCluster:
-        cluster = LocalCluster(dataclasses.replace(FAST, **changes)).start()
-        clusters.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in clusters:
-        cluster.stop()
-
-
-@pytest.fixture
-def cluster(make_cluster: Callable[..., LocalCluster]) -> LocalCluster:
-    return make_cluster()
+no_thread_leak = pytest.fixture(name="no_thread_leak")(thread_leak_check(grace_s=5.0))
+make_cluster = pytest.fixture(name="make_cluster")(cluster_maker(FAST))
+cluster = pytest.fixture(name="cluster")(one_cluster)
 
 
 @pytest.fixture
