@@ -23,11 +23,12 @@ modelled; add fields here by their proto names when a feature needs them.
 from __future__ import annotations
 
 import enum
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 __all__ = [
+    "MAX_SCALAR",
     "RAW_UNSET",
     "URI",
     "AgentID",
@@ -191,8 +192,14 @@ _TERMINAL_STATES = frozenset(
 ValueType = Literal["SCALAR", "RANGES", "SET", "TEXT"]
 
 
+MAX_SCALAR: Final = 2**63 / 1000
+"""Mesos does its scalar arithmetic in int64 thousandths, so no master sends a larger magnitude; one
+this large (say 1e308 cpus from a hostile master) overflowed Steward's own thousandths arithmetic and
+stopped the scheduler. Decoding refuses it: the record is skipped as malformed."""
+
+
 class Scalar(Message, frozen=True):
-    value: float
+    value: Annotated[float, msgspec.Meta(ge=-MAX_SCALAR, le=MAX_SCALAR)]
 
 
 class Range(Message, frozen=True):

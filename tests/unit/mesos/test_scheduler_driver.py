@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -1096,3 +1096,58 @@ def test_work_that_raises_in_call_soon_stops_the_driver_like_a_callback(
     driver.call_soon(broken)
     with pytest.raises(ValueError, match="state went wrong"):
         driver.join(WAIT)
+
+
+# --- a hostile master (found by tests/integration/badinput/test_hostile_master.py) ----------------
+
+
+@pytest.mark.parametrize("interval", [-15.0, -0.001, 1e20, 1e308])
+def test_an_absurd_heartbeat_interval_is_not_believed_and_the_reader_survives(
+    server: ScriptedServer,
+    make_driver: Callable[..., SchedulerDriver],
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
+    interval: float,
+) -> None:
+    # A negative interval made the socket timeout invalid and crashed the reader thread; a huge one
+    # overflowed it.
+    server.on("SUBSCRIBE", Stream([subscribed(interval=interval), offers_event("o-after")]))
+    driver = started(make_driver, server)
+    recorder.wait_for("offers")
+    assert driver.subscribed and driver.status().fatal_error is None
+    assert f"heartbeat interval of {interval!r} s; using 15 s instead" in caplog.text
+    assert len(server.matching("SUBSCRIBE")) == 1
+
+
+@pytest.mark.parametrize("data", ["abc", "a", "\u00e9t\u00e9"])
+def test_a_message_whose_data_is_not_base64_is_dropped_and_the_driver_goes_on(
+    server: ScriptedServer,
+    make_driver: Callable[..., SchedulerDriver],
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
+    data: str,
+) -> None:
+    # Decoding it on the dispatcher thread raised there, which stopped the driver like a failed callback.
+    message = {
+        "type": "MESSAGE",
+        "message": {"agent_id": {"value": "agent-1"}, "executor_id": {"value": "e-1"}, "data": data},
+    }
+    server.on("SUBSCRIBE", Stream([subscribed(), message, offers_event("o-after")]))
+    driver = started(make_driver, server)
+    recorder.wait_for("offers")
+    assert "message" not in recorder.names()
+    assert "dropping a MESSAGE event whose data is not base64" in caplog.text
+    assert not driver.join(0)
+
+
+@pytest.mark.parametrize("how", ["close", "cut"])
+def test_a_stream_ending_inside_a_record_says_so(
+    server: ScriptedServer, make_driver: Callable[..., SchedulerDriver], recorder: Recorder, how: str
+) -> None:
+    then: Literal["close", "cut"] = "close" if how == "close" else "cut"
+    cut_short = Stream([subscribed()], tail=b'60\n{"type":"OFF', then=then)
+    server.on("SUBSCRIBE", cut_short, Stream([subscribed()]))
+    started(make_driver, server)
+    (reason,) = recorder.wait_for("disconnected")[0]
+    assert reason.endswith(" in the middle of a record (15 bytes of it received and dropped)"), reason
+    recorder.wait_for("subscribed", 2)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from framework.mesos import wire
 from framework.mesos.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from framework.model.proto import (
+    MAX_SCALAR,
     RAW_UNSET,
     AgentID,
     Filters,
@@ -417,3 +418,46 @@ def test_fuzz_mutated_update(doc: Any) -> None:
 @given(st.binary(max_size=120), st.sampled_from(sorted(_DECODERS)))
 def test_fuzz_bytes_into_every_decoder(data: bytes, envelope: str) -> None:
     _decode_or_remote_error(_DECODERS[envelope], b'{"type":' + data)
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [
+        wire.decode_scheduler_event,
+        wire.decode_executor_event,
+        wire.decode_scheduler_call,
+        wire.decode_executor_call,
+    ],
+)
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xe2\x82"])
+def test_invalid_utf8_in_a_decoded_string_is_a_remote_protocol_error(
+    decode: Callable[[bytes], Any], bad: bytes
+) -> None:
+    """msgspec raises UnicodeDecodeError for it, which no caller expected: it would have crashed the
+    executor driver's reader and escaped the embedded cluster's request handlers (found by
+    tests/integration/badinput)."""
+    with pytest.raises(RemoteProtocolError, match=r"^malformed .*: a string is not valid UTF-8 \(") as info:
+        decode(b'{"type":"' + bad + b'"}')
+    assert isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+def test_a_scalar_beyond_what_mesos_can_hold_is_a_remote_protocol_error() -> None:
+    """1e308 cpus in an offer overflowed the core's thousandths arithmetic and stopped the scheduler
+    (tests/integration/badinput found it); Mesos itself cannot hold more than int64 thousandths."""
+
+    def offer_with(value: str) -> bytes:
+        return (
+            b'{"type":"OFFERS","offers":{"offers":[{"id":{"value":"o"},"framework_id":{"value":"f"},'
+            b'"agent_id":{"value":"a"},"hostname":"h","resources":[{"name":"cpus","type":"SCALAR",'
+            b'"scalar":{"value":' + value.encode() + b"}}]}]}}"
+        )
+
+    where = r"at `\$\.offers\.offers\[0\]\.resources\[0\]\.scalar\.value`"
+    for vast in ("1e308", "9.3e15", "-9.3e15"):
+        with pytest.raises(RemoteProtocolError, match=where):
+            wire.decode_scheduler_event(offer_with(vast))
+    for fine in (repr(MAX_SCALAR), repr(-MAX_SCALAR), "0", "0.001"):
+        event = wire.decode_scheduler_event(offer_with(fine))
+        assert event.offers is not None
+        (resource,) = event.offers.offers[0].resources
+        assert resource.scalar is not None and resource.scalar.value == float(fine)
