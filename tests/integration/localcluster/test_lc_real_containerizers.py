@@ -6,14 +6,14 @@ launched over the scheduler API really runs, a KILL really stops it, and ``stop(
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import docker
 import pytest
 
 from framework.localcluster.cluster import LocalCluster
 from framework.localcluster.containerizers.base import LABEL_CLUSTER
-from tests.integration.docker_engine import DockerEngine, DockerUnavailable, ensure_docker, ensure_test_image
+from tests.integration.docker_engine import DockerEngine, docker_engine_or_fail, ensure_test_image
 from tests.integration.localcluster.mini_scheduler import MiniScheduler, task
 
 
@@ -42,14 +42,7 @@ def test_process_tasks_run_and_die_for_real(make_cluster: Callable[..., LocalClu
         sched.close()
 
 
-@pytest.fixture(scope="module")
-def docker_engine() -> Iterator[DockerEngine]:
-    try:
-        engine = ensure_docker()
-    except DockerUnavailable as exc:
-        pytest.fail(f"Docker is required for this test: {exc}", pytrace=False)
-    yield engine
-    engine.stop()
+docker_engine = pytest.fixture(scope="module", name="docker_engine")(docker_engine_or_fail)
 
 
 @pytest.mark.docker
