@@ -289,18 +289,18 @@ def _queue_empty(demo: Demo) -> bool:
 def _scenario(demo: Demo) -> None:
     args = demo.args
     squid, startd = args.squid_service, args.startd_service
+    jobs = args.jobs > 0  # without jobs: no central manager needed, the squids alone
 
     def serving() -> bool:
         services = demo.services()
         s = services.get(squid, {})
         minimum = ((s.get("autoscale") or {}).get("min")) or 1
-        return (
-            len(s.get("endpoints") or []) >= minimum
-            and (services.get(args.cm_service, {}).get("running") or 0) >= 1
+        return len(s.get("endpoints") or []) >= minimum and (
+            not jobs or (services.get(args.cm_service, {}).get("running") or 0) >= 1
         )
 
-    demo.phase = "waiting for the squids to serve and the central manager to run"
-    demo.wait(serving, args.start_timeout, "the squids and the central manager")
+    demo.phase = "waiting for the squids to serve" + (" and the central manager to run" if jobs else "")
+    demo.wait(serving, args.start_timeout, "the squids" + (" and the central manager" if jobs else ""))
     demo.note("site up: starting the load ramp")
     with contextlib.ExitStack() as stack:
         origin = stack.enter_context(
@@ -341,9 +341,12 @@ def _scenario(demo: Demo) -> None:
         demo.wait(
             lambda: time.time() - (demo.ramp_started or 0) >= plateau_at, plateau_at + 60, "the plateau"
         )
-        cluster = _submit_burst(demo)
-        demo.note(f"submitted {args.jobs} jobs ({cluster})")
-        demo.phase = f"{args.jobs} jobs of {args.job_seconds} s submitted: watch the startds follow"
+        if jobs:
+            cluster = _submit_burst(demo)
+            demo.note(f"submitted {args.jobs} jobs ({cluster})")
+            demo.phase = f"{args.jobs} jobs of {args.job_seconds} s submitted: watch the startds follow"
+        else:
+            demo.phase = "plateau: watch the squids follow"
         demo.wait(lambda: load.poll() is not None, total + 120, "the end of the load ramp")
         demo.sent_requests, demo.failed_requests = _load_counts(events_path)
         demo.note("load ramp over")
@@ -358,7 +361,7 @@ def _scenario(demo: Demo) -> None:
             squid_min is not None
             and s.get("running") == squid_min
             and (d.get("running") or 0) <= startd_min
-            and _queue_empty(demo)
+            and (not jobs or _queue_empty(demo))
         )
 
     demo.wait(settled, args.settle_timeout, "the jobs to finish and both services to return to their minimum")
@@ -440,7 +443,9 @@ def main_demo(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--ramp", default=DEFAULT_RAMP, help="RATE:SECONDS,... through the squids (default: %(default)s)"
     )
-    parser.add_argument("--jobs", type=int, default=8, help="jobs in the burst (default: %(default)s)")
+    parser.add_argument(
+        "--jobs", type=int, default=8, help="jobs in the burst; 0: squids only (default: %(default)s)"
+    )
     parser.add_argument(
         "--job-seconds", type=int, default=JOB_SECONDS, help="each job's length (default: %(default)s)"
     )
@@ -449,12 +454,18 @@ def main_demo(argv: Sequence[str]) -> int:
     parser.add_argument("--cm-service", default="condor-cm")
     parser.add_argument("--start-timeout", type=float, default=600, help="seconds for the site to come up")
     parser.add_argument("--settle-timeout", type=float, default=900, help="seconds for the scale-down")
-    args = parser.parse_args(list(argv))
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         config = load_config(args.config)
         phases = parse_plan(args.ramp)
         if not phases or any(rate < 0 or seconds <= 0 for rate, seconds in phases):
             raise ValueError("every phase needs a rate >= 0 and seconds > 0")
+        if args.jobs < 0:
+            print(f"steward demo: --jobs must be >= 0, got {args.jobs}", file=sys.stderr)
+            return 2
     except ConfigError as exc:
         print("\n".join(str(issue) for issue in exc.issues), file=sys.stderr)
         return 2

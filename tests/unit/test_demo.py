@@ -1,6 +1,7 @@
 """``steward demo``'s pure parts: the ramp, the samples it writes and the figure it draws, and its
-refusals of bad arguments (the run itself is ``make demo``; its pieces, ``steward run --live`` and
-``local-demo.sh``, are tested in tests/integration/runtime/test_local_demo_script.py)."""
+refusals of bad arguments. The run itself is tested on a squid-only site in
+tests/integration/autoscale/test_demo_command.py; ``steward run --live`` and ``local-demo.sh`` in
+tests/integration/runtime/test_local_demo_script.py; ``make demo`` runs it on examples/local-demo.yaml."""
 
 from __future__ import annotations
 
@@ -131,3 +132,7 @@ def test_bad_arguments_are_refused_before_anything_starts(
     bad.write_text("framework: {name: x, master: local}\nservices: {web: {kind: nope}}\n")
     assert cli.main(["demo", "--config", str(bad), "--out", str(tmp_path)]) == 2
     assert f"{bad}:2: services.web.kind" in capsys.readouterr().err
+    assert cli.main(["demo", "--config", demo, "--jobs", "-1", "--out", str(tmp_path)]) == 2
+    assert "--jobs must be >= 0" in capsys.readouterr().err
+    assert cli.main(["demo", "--jobs", "many"]) == 2
+    assert "invalid int value: 'many'" in capsys.readouterr().err
