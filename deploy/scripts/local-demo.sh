@@ -79,6 +79,17 @@ leftovers() {
 
 under_cleanup() {
   # Run "$@" in the foreground; whatever way it ends (done, Ctrl-C, error), clean up after it.
+  local running
+  running=$(demo_processes)
+  if [[ -n $running ]]; then
+    echo "a demo is already running (pid $(tr '\n' ' ' <<<"$running")); stop it first (Ctrl-C in its terminal)" >&2
+    return 1
+  fi
+  if [[ -n $(demo_containers) || -n $(demo_mounts) || -e $store ]]; then
+    # What an earlier run left when it was killed (kill -9, a closed terminal, a reboot of dockerd).
+    echo "cleaning up what an earlier run left behind"
+    cleanup
+  fi
   prepare
   local status=0
   # A trap that is not "ignore": the child gets the default SIGINT and handles it itself (Steward

@@ -110,6 +110,12 @@ def test_run_shows_the_live_view_and_ctrl_c_leaves_no_container_mount_or_process
         "    kill_grace_period: 3s\n"
     )
     env = script_env(tmp_path, STEWARD_DEMO_CONFIG=str(config), STEWARD_DEMO_LABEL=cluster_label)
+    # What an earlier run killed with -9 would leave: a container of its cluster and its store.
+    stale = client.containers.run(
+        image, ["sleep", "600"], labels={LABEL_CLUSTER: f"localcluster-{master_port}"}, detach=True
+    )
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "steward.db").write_text("an earlier run's")
     out = tmp_path / "out.txt"
     with out.open("w") as sink:
         process = subprocess.Popen(
@@ -137,6 +143,12 @@ def test_run_shows_the_live_view_and_ctrl_c_leaves_no_container_mount_or_process
         assert all(task.startswith("web.") for task in running())
         frame = _frame(out)
         assert mounts_below(tmp_path / "demo-root") == [str(tmp_path / "demo-root" / "cvmfs")]
+        assert stale.id not in {c.id for c in client.containers.list(all=True)}
+        second = subprocess.run(
+            ["bash", str(SCRIPT), "run"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert second.returncode == 1 and "a demo is already running" in second.stderr, second
+        assert len(running()) == 3, "the refused second run touched nothing"
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         status = process.wait(timeout=120)
     finally:
@@ -145,6 +157,7 @@ def test_run_shows_the_live_view_and_ctrl_c_leaves_no_container_mount_or_process
             process.wait()
     text = out.read_text()
     assert status == 0, text
+    assert text.startswith("cleaning up what an earlier run left behind"), text[:500]
     assert f"API http://127.0.0.1:{api_port}   metrics http://127.0.0.1:{api_port}/metrics" in frame
     web_row = next(line for line in frame.splitlines() if line.startswith("web "))
     assert web_row.split()[:5] == ["web", "generic", "fixed", "3", "3"], frame
