@@ -36,7 +36,8 @@ What each event does:
 * ``RestartRequested``: a rolling restart. The service's live tasks at that moment are replaced one
   at a time: one is killed when none of the service's tasks is being killed or starting, none is
   pending and (with a health check) every counting one is healthy; the freed slot relaunches as
-  usual. It needs kills allowed, so it pauses while disconnected or reconciling.
+  usual. It needs kills allowed, so it pauses while disconnected or reconciling. The tasks to
+  replace are marked in their records (``restart_requested``), so a restarted Steward goes on.
 * ``CallFailed``: a failed ACCEPT abandons its LAUNCHING tasks (no backoff: not their fault), a
   failed KILL is re-sent, a failed RECONCILE retried, a failed SUPPRESS/REVIVE forgotten/retried.
 
@@ -309,6 +310,13 @@ class SchedulerState:
         self._out = _Outbox()
         for record in tasks:
             self._index(lifecycle.restored(record, now))
+        # A rolling restart a previous Steward had not finished goes on, in slot order.
+        pending = sorted(
+            (r for r in self._tasks.values() if r.restart_requested and counts_toward_desired(r)),
+            key=lambda r: (r.service, r.slot, r.task_id),
+        )
+        for record in pending:
+            self._restarts.setdefault(record.service, {})[record.task_id] = None
 
     # --- the one way in -------------------------------------------------------------------------
 
@@ -1205,6 +1213,10 @@ class SchedulerState:
         live = {r.task_id: None for r in self._records_of(name) if counts_toward_desired(r)}
         if live:
             self._restarts[name] = live
+            for tid in live:
+                record = self._tasks[tid]
+                if not record.restart_requested:
+                    self._put(msgspec.structs.replace(record, restart_requested=True))
             self._note("restart", f"{name}: rolling restart of {len(live)} task(s) requested")
         self._converge_all(now)
 

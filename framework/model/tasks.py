@@ -149,6 +149,9 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The kill is a drain (a startd asked to finish its jobs within its kill grace period)."""
     adopted: bool = False
     """Steward did not launch it in this store's memory: a reconciliation answer named it."""
+    restart_requested: bool = False
+    """An operator's rolling restart is to replace this task; stored, so that a restarted or
+    failed-over Steward carries the restart on where it stopped."""
     message: str | None = None
     """``TaskStatus.message`` of the latest update (for operators)."""
     reason: str | None = None

@@ -209,7 +209,11 @@ def test_task_records_round_trip_with_every_field(backend: Backend, store: Store
         reason="REASON_COMMAND_EXECUTOR_FAILED",
     )
     second = record(
-        "startd.3.xyz", state=TaskState.TASK_RUNNING, depends_on=TaskId("cvmfs.0.q"), adopted=True
+        "startd.3.xyz",
+        state=TaskState.TASK_RUNNING,
+        depends_on=TaskId("cvmfs.0.q"),
+        adopted=True,
+        restart_requested=True,
     )
     third = record("cvmfs.0.q", state=TaskState.TASK_UNREACHABLE, agent_id=None, hostname="", ports=())
     store.apply(persist=[first, second, third])

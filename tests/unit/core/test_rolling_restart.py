@@ -120,3 +120,39 @@ def test_declines_are_totalled_by_reason_across_offer_batches(state: Harness) ->
     snapshot = state.state.snapshot()
     assert snapshot.decline_reasons == {"no demand": 1}
     assert snapshot.declines_by_reason == {"no demand": 3}
+
+
+def test_a_rolling_restart_goes_on_after_steward_restarts(make_state: MakeState) -> None:
+    h = make_state(BASIC.replace("instances: 2", "instances: 3"))
+    h.subscribe()
+    h.offers(make_offer(hostname="a", cpus=8), make_offer(hostname="b", cpus=8))
+    h.run_all("web")
+    h.run_all("squid")
+    old = sorted(h.task_ids("web"), key=lambda t: h.state.tasks[t].slot)
+    ops = h.handle(RestartRequested("web"))
+    (persist,) = [op for op in ops if type(op).__name__ == "PersistTasks"]
+    assert {r.task_id for r in persist.records if r.restart_requested} == set(old)
+    (first,) = of_type(ops, Kill)
+    h.update(first.task_id, S.TASK_KILLED, after=1)
+    (replacement,) = h.launched(h.offers(make_offer(hostname="c", cpus=8), after=1))
+    assert not h.state.tasks[replacement].restart_requested
+    # Steward stops here; a new one starts on what the store holds.
+    stored = list(h.state.tasks.values())
+    again = make_state(BASIC.replace("instances: 2", "instances: 3"), tasks=stored)
+    assert again.state.snapshot().service("web").restart_pending == 2
+    again.subscribe()
+    for record in stored:
+        agent = record.agent_id or "agent-x"
+        again.update(record.task_id, S.TASK_RUNNING, agent_id=agent, reason="REASON_RECONCILIATION")
+    killed = []
+    for _ in range(2):
+        (kill,) = of_type(again.tick(), Kill)
+        assert kill.reason.startswith("rolling restart")
+        killed.append(kill.task_id)
+        again.update(kill.task_id, S.TASK_KILLED, after=1)
+        (new,) = again.launched(again.offers(make_offer(hostname="d", cpus=8), after=1))
+        again.update(new, S.TASK_RUNNING, agent_id="agent-d", after=1)
+    assert sorted(killed) == sorted(t for t in old if t != first.task_id)
+    assert of_type(again.tick(), Kill) == []
+    assert again.state.snapshot().service("web").restart_pending == 0
+    assert replacement in again.state.tasks, "the replacement made before the restart was left alone"
