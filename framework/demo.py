@@ -532,6 +532,8 @@ def _run(demo: Demo) -> int:
         steward_status = _stop_steward(demo.steward)
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if demo.sent_requests is None and demo.ramp_started is not None:  # ended early: what was sent
+        demo.sent_requests, demo.failed_requests = _load_counts(demo.out / "loadgen.jsonl")
     write_csv(demo.rows, demo.out / "demo.csv")
     figure = demo.out / "demo.png"
     drawn = True

@@ -10,9 +10,12 @@ autoscaling test's burst; ``make demo`` runs both halves on examples/local-demo.
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -34,14 +37,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_demo_scales_the_squids_up_and_down_and_draws_the_run(
-    steward_images: dict[str, str], images_client: docker.DockerClient, tmp_path: Path
-) -> None:
-    params = SquidRunParams(min_instances=1, max_instances=5)
-    config = steward_config(params, tmp_path)
+def squid_site(tmp_path: Path) -> Path:
+    config = steward_config(SquidRunParams(min_instances=1, max_instances=5), tmp_path)
     config["framework"]["api"] = {"listen": f"127.0.0.1:{free_port()}"}
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump(config))
+    return site
+
+
+def test_the_demo_scales_the_squids_up_and_down_and_draws_the_run(
+    steward_images: dict[str, str], images_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    site = squid_site(tmp_path)
     out = tmp_path / "demo"
     before = {c.id for c in images_client.containers.list(all=True, filters={"label": LABEL_CLUSTER})}
     command = [sys.executable, "-m", "framework.cli", "demo", "--config", str(site), "--out", str(out)]
@@ -60,9 +67,45 @@ def test_the_demo_scales_the_squids_up_and_down_and_draws_the_run(
     running = [int(r["squid_running"]) for r in rows if r["squid_running"]]
     loads = [float(r["squid_load"]) for r in rows if r["squid_load"]]
     assert max(desired) >= 3 and max(running) >= 3, "the squids followed the plateau up"
-    assert running[-1] == params.min_instances, "and came back down to the minimum"
+    assert running[-1] == 1, "and came back down to the minimum"
     assert max(loads) > 100, "Steward measured the plateau's load through the squids"
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "received SIGINT: stopping" in (out / "steward.log").read_text()
     left = {c.id for c in images_client.containers.list(all=True, filters={"label": LABEL_CLUSTER})}
     assert left <= before, "the demo's containers are gone once it ends"
+
+
+def test_ctrl_c_ends_the_demo_early_still_drawn_and_leaves_nothing(
+    steward_images: dict[str, str], images_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    site = squid_site(tmp_path)
+    out = tmp_path / "demo"
+    before = {c.id for c in images_client.containers.list(all=True, filters={"label": LABEL_CLUSTER})}
+    command = [sys.executable, "-m", "framework.cli", "demo", "--config", str(site), "--out", str(out)]
+    command += ["--jobs", "0", "--ramp", "10:5,140:120,10:60", "--start-timeout", "120"]
+    log = tmp_path / "demo.txt"
+    with log.open("w") as sink:
+        demo = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "load 140 req/s" not in log.read_text() and time.monotonic() < deadline:
+            assert demo.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert "load 140 req/s" in log.read_text(), log.read_text()[-3000:]
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
+        status = demo.wait(timeout=120)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    text = log.read_text()
+    assert status == 0, text[-3000:]
+    assert "steward demo: interrupted; Steward exited with status 0" in text
+    assert "failed: 0" in text, "what was sent before the Ctrl-C is counted"
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    left = {c.id for c in images_client.containers.list(all=True, filters={"label": LABEL_CLUSTER})}
+    assert left <= before, "no container outlives the Ctrl-C"
+    api = yaml.safe_load(site.read_text())["framework"]["api"]["listen"]
+    for pattern in (str(site), f"--endpoints-url http://{api}/"):  # Steward, the load generator
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+        assert found.stdout.strip() == "", f"{pattern!r} outlives the Ctrl-C"
