@@ -223,6 +223,12 @@ def jobs(cm: Any, cluster: int) -> list[dict[str, str]]:
     return [found[k] for k in sorted(found, key=int)]
 
 
+def last_remote_host(cm: Any, cluster: int) -> str | None:
+    """Where the job ``cluster``.0 ran, once the history holds it (None until then)."""
+    out = exec_ok(cm, ["condor_history", str(cluster), "-limit", "1", "-af", "LastRemoteHost"]).strip()
+    return out if out and out != "undefined" else None
+
+
 def events(log_text: str) -> dict[str, int]:
     """Event counts by code in an HTCondor user log (``001 (cluster.proc.000) date ...``)."""
     counts: dict[str, int] = {}
@@ -316,7 +322,9 @@ def test_a_burst_of_jobs_brings_startds_up_and_they_leave_once_every_job_complet
     # The long job ran on the startd an age-only choice would have removed first. While it ran,
     # Steward scaled down and removed idle startds instead; that one went only after its job.
     long_ad = ads[-1]
-    assert f"@{first_victim.task_id}@" in long_ad["LastRemoteHost"], long_ad
+    # A completed job still in the queue may not have LastRemoteHost yet: the history has it.
+    ran_on = wait_for(lambda: last_remote_host(cm, long_cluster), 60, "the long job in the history")
+    assert f"@{first_victim.task_id}@" in ran_on, (ran_on, long_ad)
     completed_at = float(long_ad["CompletionDate"])  # whole seconds
     kills = {k.task_id: k for k in watched.kills.all()}
     early = [
