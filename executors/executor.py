@@ -66,6 +66,7 @@ from executors.runner import (
 from executors.spec import LaunchSpec, SpecError, decode_launch_spec
 from executors.usage import DEFAULT_INTERVAL_S, UsageSampler
 from framework.mesos.errors import MesosError
+from framework.mesos.threads import ThreadGroup
 from framework.model.proto import (
     AgentInfo,
     ContainerID,
@@ -183,7 +184,7 @@ class StewardExecutor:
         self._wall_clock = wall_clock
         self._lock = threading.RLock()
         self._tasks: dict[str, _Task] = {}
-        self._threads: set[threading.Thread] = set()
+        self._threads = ThreadGroup("executor")
         self._driver: DriverLike | None = None
         self._killing_state = False
         self._agent_id = ""
@@ -259,7 +260,7 @@ class StewardExecutor:
             for info in leftovers:
                 if owner_state(info.labels, self._owner) != "alive":
                     self._remove_quietly(info, "the executor is exiting")
-        self._join_threads(10.0)
+        self._threads.join(10.0)
         if self._sweeper is not None and self._sweeper is not threading.current_thread():
             self._sweeper.join(5.0)
 
@@ -318,7 +319,7 @@ class StewardExecutor:
         if problem is not None:
             self._terminal(entry, *problem)
             return
-        self._spawn(lambda: self._run_task(entry), f"task-{task_id}")
+        self._threads.spawn(lambda: self._run_task(entry), f"task-{task_id}")
 
     def launch_group(self, driver: Any, task_group: TaskGroupInfo) -> None:
         for task in task_group.tasks:
@@ -574,12 +575,8 @@ class StewardExecutor:
         with task.lock:
             if task.drain_thread is not None or task.container_id is None:
                 return
-            thread = threading.Thread(
-                target=self._drain, args=(task,), name=f"drain-{task.task_id}", daemon=True
-            )
+            thread = self._threads.make(lambda: self._drain(task), f"drain-{task.task_id}")
             task.drain_thread = thread
-        with self._lock:
-            self._threads.add(thread)
         thread.start()
 
     def _drain(self, task: _Task) -> None:
@@ -590,9 +587,6 @@ class StewardExecutor:
             if task.container_id is not None and self._backend is not None:
                 with contextlib.suppress(Exception):
                     self._backend.signal(task.container_id, "SIGKILL")
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
 
     def _drain_steps(self, task: _Task) -> None:
         backend = self._backend
@@ -842,31 +836,6 @@ class StewardExecutor:
             driver.stop()
 
     # --- threads -----------------------------------------------------------------------------------
-
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        def run() -> None:
-            try:
-                target()
-            except Exception:
-                log.exception("executor thread %s failed", name)
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
-
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _join_threads(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                threads = [t for t in self._threads if t is not threading.current_thread()]
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
 
     def task_states(self) -> dict[str, str]:
         """Task id -> where it is (for tests and logs)."""

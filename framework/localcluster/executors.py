@@ -67,6 +67,7 @@ from framework.localcluster.containerizers.process import (
 from framework.localcluster.fetcher import FetchError, fetch_uris
 from framework.mesos import recordio
 from framework.mesos.errors import RemoteProtocolError
+from framework.mesos.threads import ThreadGroup
 from framework.mesos.wire import (
     Acknowledged,
     ExecutorCall,
@@ -254,7 +255,7 @@ class ExecutorHost:
         self._lock = threading.RLock()
         self._executors: dict[tuple[str, str], _Executor] = {}
         self._task_index: dict[str, tuple[str, str]] = {}
-        self._threads: set[threading.Thread] = set()
+        self._threads = ThreadGroup("executor host")
         self._server: _ExecutorHTTPServer | None = None
         self._server_thread: threading.Thread | None = None
         self._closed = False
@@ -351,7 +352,7 @@ class ExecutorHost:
                         executor.send(ExecutorEvent(type="LAUNCH", launch=Launch(task=task)))
         _deliver(outbox)
         if start is not None:
-            self._spawn(lambda: self._start_executor(start), f"executor-start-{start.executor_id}")
+            self._threads.spawn(lambda: self._start_executor(start), f"executor-start-{start.executor_id}")
 
     def kill(self, task_id: str, grace_period_s: float) -> None:
         outbox: _Outbox = []
@@ -414,7 +415,7 @@ class ExecutorHost:
         deadline = time.monotonic() + max([e.shutdown_grace_s for e in executors], default=0.0) + 30.0
         for executor in executors:
             executor.gone.wait(max(0.0, deadline - time.monotonic()))
-        self._join_threads()
+        self._threads.join(60.0)
         with self._lock:
             server, self._server = self._server, None
             thread, self._server_thread = self._server_thread, None
@@ -677,31 +678,6 @@ class ExecutorHost:
         return (executor, entry) if entry is not None else None
 
     # -- threads --
-
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        def run() -> None:
-            try:
-                target()
-            except Exception:
-                log.exception("executor host thread %s failed", name)
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
-
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _join_threads(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                threads = [t for t in self._threads if t is not threading.current_thread()]
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the executor API (called from the HTTP server's threads) --
 

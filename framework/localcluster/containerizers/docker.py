@@ -79,6 +79,7 @@ from framework.localcluster.health import (
     tcp_probe,
     validate_health_check,
 )
+from framework.mesos.threads import ThreadGroup
 from framework.model.docker_run import SANDBOX_MOUNT, DockerRules, DockerRunError, create_kwargs
 from framework.model.proto import CommandInfo, HealthCheck, TaskState
 
@@ -294,7 +295,7 @@ class DockerContainerizer:
         self._client_lock = threading.Lock()
         self._lock = threading.Lock()
         self._tasks: dict[str, _DockerTask] = {}
-        self._threads: set[threading.Thread] = set()
+        self._threads = ThreadGroup("docker containerizer")
         self._closed = False
 
     # -- Docker client --
@@ -390,7 +391,7 @@ class DockerContainerizer:
             records = list(self._tasks.values())
         for record in records:
             self._kill(record, self._shutdown_grace_s)
-        self._join_threads()
+        self._threads.join(120.0)
         if self._client is not None:
             try:
                 leftovers = self._client.containers.list(
@@ -408,30 +409,10 @@ class DockerContainerizer:
     # -- threads --
 
     def _spawn(self, target: Callable[[], None], name: str, record: _DockerTask) -> None:
-        def run() -> None:
-            try:
-                target()
-            except Exception as exc:
-                log.exception("docker containerizer thread %s failed", name)
-                record.reporter.fail(LaunchFailed(f"internal error in the Docker containerizer: {exc}"))
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
+        def failed(exc: Exception) -> None:
+            record.reporter.fail(LaunchFailed(f"internal error in the Docker containerizer: {exc}"))
 
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _join_threads(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                threads = [t for t in self._threads if t is not threading.current_thread()]
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.spawn(target, name, failed)
 
     # -- one task --
 

@@ -41,6 +41,7 @@ from framework.localcluster.health import (
     tcp_probe,
     validate_health_check,
 )
+from framework.mesos.threads import ThreadGroup
 from framework.model.proto import CommandInfo, TaskInfo, TaskState
 
 __all__ = [
@@ -512,7 +513,7 @@ class ProcessContainerizer:
         self._pids = PidRegistry(self._work_dir, cluster_id, "process", self._instance)
         self._lock = threading.Lock()
         self._tasks: dict[str, _ProcessTask] = {}
-        self._threads: set[threading.Thread] = set()
+        self._threads = ThreadGroup("process containerizer")
         self._closed = False
 
     # -- Containerizer protocol --
@@ -557,37 +558,17 @@ class ProcessContainerizer:
             records = list(self._tasks.values())
         for record in records:
             self._kill(record, self._shutdown_grace_s)
-        self._join_threads()
+        self._threads.join(60.0)
         retire_instance(self._instance)
 
     # -- internals --
 
     def _spawn(self, target: Callable[[_ProcessTask], None], record: _ProcessTask, *, name: str) -> None:
-        def run() -> None:
-            try:
-                target(record)
-            except Exception as exc:
-                log.exception("process containerizer thread %s failed", name)
-                record.reporter.fail(LaunchFailed(f"internal error: {exc}"))
-                record.done.set()
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
+        def failed(exc: Exception) -> None:
+            record.reporter.fail(LaunchFailed(f"internal error: {exc}"))
+            record.done.set()
 
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _join_threads(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._lock:
-                threads = [t for t in self._threads if t is not threading.current_thread()]
-            if not threads or time.monotonic() > deadline:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.spawn(lambda: target(record), name, failed)
 
     def _launch(self, record: _ProcessTask) -> None:
         try:
