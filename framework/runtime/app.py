@@ -13,13 +13,14 @@ the driver's callbacks and a Tick every second, and carries out the operations i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -371,18 +372,17 @@ def run_framework(
         # Loading reads and parses a file: do it off the signal handler's frame.
         threading.Thread(target=runtime.reload, args=(config_path,), name="steward-reload").start()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
-        runtime.driver.join()
+        with _signals({signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}):
+            try:
+                runtime.driver.join()
+            finally:
+                if stop_view is not None:
+                    stop_view()
     except Exception:
         log.exception("the scheduler stopped on an error")
         return 1
     finally:
-        if stop_view is not None:
-            stop_view()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         api.close()
         runtime.close()
     fatal = runtime.driver.fatal_error
@@ -424,19 +424,30 @@ def run_replica(
         log.info("received %s: leaving the election (tasks keep running)", signal.Signals(signum).name)
         stopping.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    replica.start()
-    log.info("replica %s: waiting for leadership", replica.identifier)
     try:
-        stopping.wait()
+        with _signals({signal.SIGINT: on_signal, signal.SIGTERM: on_signal}):
+            replica.start()
+            log.info("replica %s: waiting for leadership", replica.identifier)
+            try:
+                stopping.wait()
+            finally:
+                if stop_view is not None:
+                    stop_view()
     finally:
-        if stop_view is not None:
-            stop_view()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         api.close()
         replica.stop()
     return 0
+
+
+@contextlib.contextmanager
+def _signals(handlers: Mapping[signal.Signals, Callable[[int, FrameType | None], None]]) -> Iterator[None]:
+    """Install ``handlers`` for the block; the previous handlers are back afterwards."""
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 __all__ = [
