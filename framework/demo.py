@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -158,19 +158,18 @@ class Demo:
     config: Config
     api: Client
     out: Path
-    stop: threading.Event
+    phases: list[tuple[float, float]]
+    stop: threading.Event = field(default_factory=threading.Event)
     steward: subprocess.Popen[bytes] | None = None
     phase: str = "starting Steward"
-    rows: list[Row] | None = None
-    events: list[tuple[float, str]] | None = None
+    rows: list[Row] = field(default_factory=list)
+    events: list[tuple[float, str]] = field(default_factory=list)
     ramp_started: float | None = None
-    phases: list[tuple[float, float]] | None = None
     failed_requests: int | None = None
     sent_requests: int | None = None
 
     def note(self, phase: str) -> None:
         self.phase = phase
-        assert self.events is not None
         self.events.append((time.time(), phase.split(":", maxsplit=1)[0]))
 
     def check(self) -> None:
@@ -207,14 +206,13 @@ def _api_url(config: Config) -> str:
 
 def _sampler(demo: Demo) -> None:
     squid, startd = demo.args.squid_service, demo.args.startd_service
-    assert demo.rows is not None
     while not demo.stop.is_set():
         now = time.time()
         services = demo.services()
         s = services.get(squid, {})
         d = services.get(startd, {})
         offered = None
-        if demo.ramp_started is not None and demo.phases is not None:
+        if demo.ramp_started is not None:
             offered = ramp_at(demo.phases, now - demo.ramp_started)
         demo.rows.append(
             Row(
@@ -311,7 +309,6 @@ def _scenario(demo: Demo) -> None:
         if first[:1] != ["port"]:
             raise Stopped(f"the origin server did not start: {first}")
         events_path = demo.out / "loadgen.jsonl"
-        assert demo.phases is not None
         total = sum(seconds for _, seconds in demo.phases)
         load = stack.enter_context(
             _process(
@@ -475,7 +472,7 @@ def main_demo(argv: Sequence[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     api = Client(_api_url(config), None, timeout_s=5.0)
-    demo = Demo(args, config, api, out, threading.Event(), rows=[], events=[], phases=phases)
+    demo = Demo(args, config, api, out, phases)
     return _run(demo)
 
 
@@ -503,7 +500,6 @@ def _run(demo: Demo) -> int:
         start_new_session=True,  # Ctrl-C reaches the demo, which stops Steward in order
         env=env,
     )
-    assert demo.events is not None and demo.rows is not None
     demo.events.append((time.time(), "Steward started"))
     view = LiveView(
         demo.api,
@@ -554,7 +550,7 @@ def _run(demo: Demo) -> int:
 
 
 def _ramp_note(demo: Demo) -> str:
-    if demo.ramp_started is None or demo.phases is None:
+    if demo.ramp_started is None:
         return ""
     where = describe_ramp(demo.phases, time.time() - demo.ramp_started)
     return f"; {where}" if where else ""
