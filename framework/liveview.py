@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TextIO
 
-from framework.operator_cli import Client, CommandError, _duration, _services_table
+from framework.operator_cli import Client, CommandError, format_duration, services_table
 
 __all__ = ["LiveView", "RecentWarnings", "render"]
 
@@ -67,7 +67,7 @@ def render(
         print(f"  ! {error}", file=out)
     if services:
         print(file=out)
-        _services_table(services, out)
+        services_table(services, out)
         missing = [
             (s["name"], (s.get("autoscale") or {}).get("load_missing_reason"))
             for s in services
@@ -87,7 +87,7 @@ def render(
             print("Last decisions:", file=out)
             width = max(len(name) for name, _ in decisions)
             for name, decision in decisions:
-                age = _duration(decision.get("age_s")) or "?"
+                age = format_duration(decision.get("age_s")) or "?"
                 applied = "" if decision.get("applied", True) else " [not applied]"
                 reason = _clip(str(decision.get("reason", "")), MAX_REASON)
                 print(f"  {name.ljust(width)}  {age:>4} ago  {reason}{applied}", file=out)

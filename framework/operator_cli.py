@@ -207,7 +207,7 @@ def _bytes(value: float | None) -> str | None:
     return None  # unreachable
 
 
-def _duration(seconds: float | None) -> str | None:
+def format_duration(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     seconds = max(0.0, seconds)
@@ -237,7 +237,7 @@ def _notes(service: Mapping[str, Any]) -> str:
     if service.get("breaker_open"):
         notes.append("breaker open")
     if service.get("backoff_remaining_s"):
-        notes.append(f"backoff {_duration(service['backoff_remaining_s'])}")
+        notes.append(f"backoff {format_duration(service['backoff_remaining_s'])}")
     if service.get("restart_pending"):
         notes.append(f"restarting ({service['restart_pending']} left)")
     if service.get("unhealthy"):
@@ -245,7 +245,7 @@ def _notes(service: Mapping[str, Any]) -> str:
     return ", ".join(notes)
 
 
-def _services_table(services: Sequence[Mapping[str, Any]], out: TextIO) -> None:
+def services_table(services: Sequence[Mapping[str, Any]], out: TextIO) -> None:
     rows = []
     for s in services:
         auto = s.get("autoscale") or {}
@@ -308,7 +308,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
             if services:
                 print(file=out)
-                _services_table(services, out)
+                services_table(services, out)
         return 0 if ready["ready"] else EXIT_NOT_READY
 
     return _run(args, body)
@@ -322,10 +322,10 @@ def cmd_services(args: argparse.Namespace) -> int:
         if args.json:
             _emit_json(services, out)
         else:
-            _services_table(services, out)
+            services_table(services, out)
             for s in services:
                 for decision in s.get("recent_decisions", [])[-1:]:
-                    age = _duration(decision["age_s"])
+                    age = format_duration(decision["age_s"])
                     print(f"  {s['name']}: last decision {age} ago: {decision['reason']}", file=out)
         return 0
 
@@ -360,7 +360,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                     health,
                     t["hostname"] or None,
                     ",".join(str(p) for p in t["ports"]) or None,
-                    _duration(t["running_for_s"] if t["running_for_s"] is not None else t["age_s"]),
+                    format_duration(t["running_for_s"] if t["running_for_s"] is not None else t["age_s"]),
                     _number(usage["cpu_seconds_total"]) + "s" if usage else None,
                     _bytes(usage.get("memory_bytes")) if usage else None,
                 )
