@@ -112,6 +112,8 @@ def test_kill_stops_a_cooperative_task_with_sigterm(containerizer, cluster_id, t
     )
     recorder, sandbox = launch(containerizer, task, cluster_id, tmp_path)
     wait_for_file(sandbox / "ready")
+    # The process can write its file before start() returns; RUNNING comes once the container is known.
+    recorder.wait_state(TaskState.TASK_RUNNING, "coop")
     containerizer.kill("coop", 20)
     containerizer.kill("coop", 20)  # idempotent
     final = recorder.wait_terminal("coop")
@@ -126,6 +128,8 @@ def test_kill_escalates_to_sigkill_after_the_grace_period(containerizer, cluster
     )
     recorder, sandbox = launch(containerizer, task, cluster_id, tmp_path)
     wait_for_file(sandbox / "ready")
+    # The process can write its file before start() returns; RUNNING comes once the container is known.
+    recorder.wait_state(TaskState.TASK_RUNNING, "stubborn")
     containerizer.kill("stubborn", 1)
     final = recorder.wait_terminal("stubborn")
     assert final.state == TaskState.TASK_KILLED
